@@ -1,0 +1,105 @@
+"""Dependencies shared by the routes: the session, the current user, role checks, pagination."""
+
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPBearer, OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.schemas import MAX_ID
+from auth.jwt import AccessClaims
+from auth.roles import Role
+from config import Settings
+from database.pagination import PageRequest
+from models import User
+from services.auth import AuthService
+from services.errors import AuthenticationError, PermissionDeniedError
+
+API_PREFIX = "/api/v1"
+LOGIN_PATH = f"{API_PREFIX}/auth/login"
+
+# Two ways to present the same bearer token, both declared so /docs offers them: the password flow (the
+# Authorize button logs in for you) and a pasted token.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=LOGIN_PATH, auto_error=False, scheme_name="OAuth2Password")
+bearer_scheme = HTTPBearer(auto_error=False, scheme_name="BearerToken")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_auth_service(request: Request) -> AuthService:
+    return request.app.state.auth
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.database.sessionmaker() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+def bearer_token(request: Request) -> str:
+    """The raw token of `Authorization: Bearer <token>`."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise AuthenticationError("Authentication required", code="not_authenticated")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationError("Use an Authorization: Bearer <token> header", code="invalid_token")
+    return token
+
+
+async def access_claims(
+    request: Request,
+    auth: AuthServiceDep,
+    _oauth2: Annotated[str | None, Depends(oauth2_scheme)],
+    _bearer: Annotated[Any, Depends(bearer_scheme)],
+) -> AccessClaims:
+    # The rate limiter may have verified this token already; its claims ride on the request state.
+    claims = getattr(request.state, "access_claims", None)
+    if claims is None:
+        claims = auth.decode(bearer_token(request))
+    return claims
+
+
+AccessClaimsDep = Annotated[AccessClaims, Depends(access_claims)]
+
+
+async def current_user(request: Request, claims: AccessClaimsDep, session: SessionDep, auth: AuthServiceDep) -> User:
+    user = await auth.authenticate(session=session, claims=claims)
+    request.state.user_id = user.id
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require_role(minimum: Role) -> Callable[..., Any]:
+    """A dependency that admits users whose current role (from the database, not the token) is `minimum` or more."""
+
+    async def check_role(user: CurrentUser) -> User:
+        if not user.role_enum.includes(minimum):
+            raise PermissionDeniedError(f"This needs the {minimum.value} role or higher", code="insufficient_role")
+        return user
+
+    return check_role
+
+
+Customer = Annotated[User, Depends(require_role(Role.USER))]
+Admin = Annotated[User, Depends(require_role(Role.ADMIN))]
+
+
+def page_request(
+    page: Annotated[int, Query(ge=1, le=MAX_ID, description="1-based page number")] = 1,
+    size: Annotated[int, Query(ge=1, le=100, description="Items per page")] = 20,
+) -> PageRequest:
+    return PageRequest(page=page, size=size)
+
+
+PageDep = Annotated[PageRequest, Depends(page_request)]

@@ -1,0 +1,238 @@
+"""Pure ASGI middleware (BaseHTTPMiddleware would cost a large share of throughput on every request)."""
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.client_ip import client_ip
+from api.errors import problem
+from auth.jwt import InvalidTokenError, decode_access_token
+from config import Settings
+from observability.logging import request_id_var
+from observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, HTTP_REQUESTS_IN_FLIGHT, RATE_LIMITED
+from services.rate_limits import RateLimiter
+
+access_logger = logging.getLogger("shop.access")
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+UNMATCHED_ROUTE = "unmatched"
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# Swagger UI and ReDoc run inline bootstrap scripts, load styles, and ReDoc starts web workers from blobs.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
+    "frame-ancestors 'none'"
+)
+DOCS_PATHS = ("/docs", "/redoc", "/static-offline-docs")
+
+
+def _state(scope: Scope) -> dict[str, Any]:
+    return scope.setdefault("state", {})
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    return getattr(route, "path", None) or UNMATCHED_ROUTE
+
+
+class RequestContextMiddleware:
+    """Outermost layer: request id, security headers, one access-log line and the metrics of every request.
+
+    It also turns an unhandled exception into a problem+json 500, so that even that response carries the
+    request id and security headers, and never a traceback.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        supplied = Headers(scope=scope).get(REQUEST_ID_HEADER)
+        request_id = supplied if supplied and _CLIENT_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+        _state(scope)["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        path: str = scope["path"]
+        csp = DOCS_CSP if path.startswith(DOCS_PATHS) else API_CSP
+        status = 500
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["X-Frame-Options"] = "DENY"
+                headers["Referrer-Policy"] = "no-referrer"
+                headers.setdefault("Content-Security-Policy", csp)
+                if path.startswith("/api/"):
+                    headers.setdefault("Cache-Control", "no-store")
+            await send(message)
+
+        started = time.perf_counter()
+        HTTP_REQUESTS_IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            logger.exception("unhandled error")
+            if response_started:
+                raise
+            await problem(500, "An unexpected error occurred", request_id=request_id)(scope, receive, send_with_headers)
+        finally:
+            HTTP_REQUESTS_IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - started
+            method = scope["method"]
+            handler = _route_template(scope)
+            HTTP_REQUESTS.labels(method=method, handler=handler, status=str(status)).inc()
+            HTTP_REQUEST_DURATION.labels(method=method, handler=handler).observe(elapsed)
+            access_logger.info(
+                "request",
+                extra={
+                    "method": method,
+                    "path": path,
+                    "route": handler,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "user_id": _state(scope).get("user_id"),
+                    "client": (scope.get("client") or ("", 0))[0],
+                },
+            )
+            request_id_var.reset(token)
+
+
+class RequestTooLargeError(Exception):
+    pass
+
+
+class BodySizeLimitMiddleware:
+    """413 for bodies over the limit: at once by Content-Length, or as soon as a streamed body passes it."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(scope, receive, send)
+            return
+
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise RequestTooLargeError
+            return message
+
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except RequestTooLargeError:
+            if response_started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            413,
+            f"The request body is larger than {self.max_bytes} bytes",
+            code="payload_too_large",
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
+class RateLimitMiddleware:
+    """Counts each API request against its client: the user when the bearer token is valid, else the client IP.
+
+    Login, register and refresh count against the stricter auth limit, per client IP.
+    """
+
+    def __init__(self, app: ASGIApp, *, settings: Settings, auth_paths: frozenset[str]) -> None:
+        self.app = app
+        self.settings = settings
+        self.auth_paths = auth_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/api/") or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        # Built by the lifespan, which runs after the middleware stack is assembled.
+        limiter: RateLimiter = scope["app"].state.rate_limiter
+        headers = Headers(scope=scope)
+        address = client_ip(scope, headers, self.settings.trusted_proxies)
+        if path.rstrip("/") in self.auth_paths:
+            limit, key, name = limiter.auth_limit, f"auth:{address}", "auth"
+        else:
+            limit, key, name = limiter.default_limit, self._client_key(scope, headers, address), "default"
+
+        decision = await limiter.hit(limit, key)
+        if decision is None:
+            await self.app(scope, receive, send)
+            return
+        rate_headers = {
+            "RateLimit-Limit": str(decision.limit),
+            "RateLimit-Remaining": str(decision.remaining),
+            "RateLimit-Reset": str(decision.reset_after),
+        }
+        if not decision.allowed:
+            RATE_LIMITED.labels(limit=name).inc()
+            retry_after = str(max(1, decision.reset_after))
+            response = problem(
+                429,
+                f"Too many requests; retry in {retry_after} seconds",
+                code="rate_limited",
+                headers={**rate_headers, "Retry-After": retry_after},
+            )
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response_headers = MutableHeaders(scope=message)
+                for name_, value in rate_headers.items():
+                    response_headers[name_] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _client_key(self, scope: Scope, headers: Headers, address: str) -> str:
+        authorization = headers.get("authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            try:
+                claims = decode_access_token(
+                    token.strip(), secret=self.settings.jwt_secret, algorithm=self.settings.jwt_algorithm
+                )
+            except InvalidTokenError:
+                return f"ip:{address}"
+            # Verified once here; the auth dependency reuses these claims.
+            _state(scope)["access_claims"] = claims
+            return f"user:{claims.user_id}"
+        return f"ip:{address}"

@@ -1,0 +1,122 @@
+"""Registration, login (JSON or OAuth2 form), refresh-token rotation and logout."""
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from api.dependencies import API_PREFIX, AccessClaimsDep, AuthServiceDep, CurrentUser, SessionDep
+from api.errors import UnsupportedMediaTypeError
+from api.openapi import LOCATION_HEADER, problems
+from api.schemas import LoginIn, LogoutIn, RefreshIn, RegisterIn, TokenOut, UserOut
+from observability.metrics import LOGINS
+from services import users as users_service
+from services.errors import AuthenticationError, PermissionDeniedError
+
+router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"])
+
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+_LOGIN_FORM_SCHEMA = {
+    "type": "object",
+    "required": ["username", "password"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": ["password"]},
+        "username": {"type": "string", "description": "Username or email"},
+        "password": {"type": "string", "format": "password"},
+    },
+}
+
+
+def _token_out(pair: object) -> TokenOut:
+    return TokenOut.model_validate(pair, from_attributes=True)
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses={201: {"headers": LOCATION_HEADER}, **problems(409, 422, 429)},
+    summary="Create an account (always with the user role)",
+)
+async def register(body: RegisterIn, session: SessionDep, auth: AuthServiceDep, response: Response) -> UserOut:
+    user = await users_service.register_user(
+        session=session, hasher=auth.hasher, username=body.username, email=str(body.email), password=body.password
+    )
+    response.headers["Location"] = f"{API_PREFIX}/users/{user.id}"
+    return UserOut.model_validate(user)
+
+
+async def _login_body(request: Request) -> LoginIn:
+    """Read a JSON body or an OAuth2 password form (what the Authorize button of /docs sends)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == FORM_MEDIA_TYPE:
+        form = await request.form()
+        fields = {name: form.get(name) for name in ("username", "password") if form.get(name) is not None}
+    elif media_type in ("application/json", ""):
+        try:
+            fields = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "Invalid JSON"}]) from None
+    else:
+        raise UnsupportedMediaTypeError(f"Send {FORM_MEDIA_TYPE} or application/json, not {media_type}")
+    try:
+        return LoginIn.model_validate(fields)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**issue, "loc": ("body", *issue["loc"])} for issue in error.errors(include_input=False)]
+        ) from None
+
+
+@router.post(
+    "/login",
+    response_model=TokenOut,
+    responses=problems(401, 403, 415, 422, 429),
+    summary="Exchange a username (or email) and password for a token pair",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": LoginIn.model_json_schema()},
+                FORM_MEDIA_TYPE: {"schema": _LOGIN_FORM_SCHEMA},
+            },
+        }
+    },
+)
+async def login(request: Request, session: SessionDep, auth: AuthServiceDep) -> TokenOut:
+    body = await _login_body(request)
+    try:
+        pair = await auth.login(session=session, login=body.username, password=body.password)
+    except (AuthenticationError, PermissionDeniedError) as refused:
+        LOGINS.labels(outcome=refused.code).inc()
+        raise
+    LOGINS.labels(outcome="success").inc()
+    return _token_out(pair)
+
+
+@router.post(
+    "/refresh",
+    response_model=TokenOut,
+    responses=problems(401, 403, 422, 429),
+    summary="Rotate a refresh token: each is good once; reuse revokes its whole family",
+)
+async def refresh(body: RefreshIn, session: SessionDep, auth: AuthServiceDep) -> TokenOut:
+    return _token_out(await auth.refresh(session=session, refresh_token=body.refresh_token))
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(401, 422, 429),
+    summary="Revoke this access token and, if named, the refresh token's family",
+)
+async def logout(
+    _user: CurrentUser,
+    claims: AccessClaimsDep,
+    session: SessionDep,
+    auth: AuthServiceDep,
+    body: Annotated[LogoutIn | None, Body()] = None,
+) -> Response:
+    await auth.logout(session=session, claims=claims, refresh_token=body.refresh_token if body else None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,107 @@
+"""Orders: placing them (with optional Idempotency-Key), reading them, and moving them along their statuses."""
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Response, status
+
+from api.dependencies import API_PREFIX, Admin, CurrentUser, Customer, PageDep, SessionDep, SettingsDep
+from api.openapi import LOCATION_HEADER, PROTECTED, problems
+from api.schemas import MAX_ID, OrderIn, OrderOut, OrderStatusIn, Page, page_of
+from auth.roles import Role
+from models import Order, OrderStatus
+from observability.metrics import ORDERS_PLACED, ORDERS_REFUSED
+from services import orders as orders_service
+from services.errors import PermissionDeniedError, ShopError
+from services.order_status import describe_transitions
+from services.orders import OrderLine
+
+router = APIRouter(prefix=f"{API_PREFIX}/orders", tags=["orders"], responses=PROTECTED)
+
+OrderId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
+
+
+def render_order(order: Order) -> str:
+    return OrderOut.model_validate(order).model_dump_json()
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderOut,
+    responses={201: {"headers": LOCATION_HEADER}, **problems(400, 409)},
+    summary="Place an order (user, admin): all lines' stock is reserved at once, or nothing changes",
+    description=(
+        "Unit prices come from the catalogue at this moment and `total` is computed by the server. "
+        "With an `Idempotency-Key`, a repeat of the same body within 24 hours returns the first order again "
+        "(201, same body) and changes nothing; a different body with the same key is 409."
+    ),
+)
+async def place_order(
+    user: Customer,
+    body: OrderIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255, description="1-255 characters")
+    ] = None,
+) -> Response:
+    try:
+        placed = await orders_service.place_order(
+            session=session,
+            user_id=user.id,
+            lines=[OrderLine(product_id=line.product_id, quantity=line.quantity) for line in body.items],
+            render=render_order,
+            idempotency_key=idempotency_key,
+            idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+        )
+    except ShopError as refused:
+        ORDERS_REFUSED.labels(code=refused.code).inc()
+        raise
+    if not placed.replayed:
+        ORDERS_PLACED.inc()
+    return Response(
+        content=placed.body,
+        status_code=status.HTTP_201_CREATED,
+        media_type="application/json",
+        headers={"Location": f"{API_PREFIX}/orders/{placed.order_id}"},
+    )
+
+
+@router.get("", response_model=Page[OrderOut], summary="Orders, newest first: one's own, or everyone's for an admin")
+async def list_orders(
+    user: CurrentUser,
+    session: SessionDep,
+    page: PageDep,
+    order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
+    user_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Admins only: one user's orders")] = None,
+) -> Page[OrderOut]:
+    if user.role_enum.includes(Role.ADMIN):
+        owner = user_id
+    elif user_id is None or user_id == user.id:
+        owner = user.id
+    else:
+        raise PermissionDeniedError("Only admins may list other users' orders", code="insufficient_role")
+    result = await orders_service.list_orders(session=session, page=page, user_id=owner, status=order_status)
+    return page_of(OrderOut, result)
+
+
+@router.get("/{id}", response_model=OrderOut, responses=problems(404), summary="An order (its owner, or an admin)")
+async def read_order(user: CurrentUser, order_id: OrderId, session: SessionDep) -> OrderOut:
+    owner_id = None if user.role_enum.includes(Role.ADMIN) else user.id
+    return OrderOut.model_validate(
+        await orders_service.get_order(session=session, order_id=order_id, owner_id=owner_id)
+    )
+
+
+@router.patch(
+    "/{id}/status",
+    response_model=OrderOut,
+    responses=problems(404, 409),
+    summary="Change an order's status (admin)",
+    description=f"Allowed transitions: {describe_transitions()}. Anything else is 409 `invalid_status_transition`. "
+    "Cancelling puts the stock back.",
+)
+async def change_order_status(_admin: Admin, order_id: OrderId, body: OrderStatusIn, session: SessionDep) -> OrderOut:
+    order = await orders_service.change_order_status(session=session, order_id=order_id, status=body.status)
+    return OrderOut.model_validate(order)

@@ -1,0 +1,80 @@
+"""Products of the catalogue, with filters, sorting and pages."""
+
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
+from api.openapi import LOCATION_HEADER, PROTECTED, problems
+from api.schemas import MAX_ID, Page, ProductIn, ProductOut, ProductSort, page_of
+from database.repositories.products import ProductFilter
+from services import products as products_service
+from services.products import ProductData
+
+router = APIRouter(prefix=f"{API_PREFIX}/products", tags=["products"], responses=PROTECTED)
+
+ProductId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
+PriceBound = Annotated[Decimal | None, Query(ge=0, le=Decimal("1000000000"), decimal_places=2, allow_inf_nan=False)]
+
+
+def _data(body: ProductIn) -> ProductData:
+    return ProductData(
+        name=body.name, description=body.description, price=body.price, stock=body.stock, category_id=body.category_id
+    )
+
+
+@router.get("", response_model=Page[ProductOut], summary="Products, filtered, sorted and paged")
+async def list_products(
+    _user: CurrentUser,
+    session: SessionDep,
+    page: PageDep,
+    category_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Case-insensitive substring of the name; % and _ match themselves"),
+    ] = None,
+    min_price: PriceBound = None,
+    max_price: PriceBound = None,
+    in_stock: Annotated[bool | None, Query(description="true: stock > 0; false: stock = 0")] = None,
+    sort: Annotated[ProductSort, Query(description="Sort key; prefix - for descending")] = "id",
+) -> Page[ProductOut]:
+    filters = ProductFilter(
+        category_id=category_id, q=q, min_price=min_price, max_price=max_price, in_stock=in_stock, sort=sort
+    )
+    return page_of(ProductOut, await products_service.list_products(session=session, filters=filters, page=page))
+
+
+@router.get("/{id}", response_model=ProductOut, responses=problems(404), summary="A product")
+async def read_product(_user: CurrentUser, product_id: ProductId, session: SessionDep) -> ProductOut:
+    return ProductOut.model_validate(await products_service.get_product(session=session, product_id=product_id))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProductOut,
+    responses={201: {"headers": LOCATION_HEADER}, **problems(400)},
+    summary="Create a product (admin)",
+)
+async def create_product(_admin: Admin, body: ProductIn, session: SessionDep, response: Response) -> ProductOut:
+    product = await products_service.create_product(session=session, data=_data(body))
+    response.headers["Location"] = f"{API_PREFIX}/products/{product.id}"
+    return ProductOut.model_validate(product)
+
+
+@router.put("/{id}", response_model=ProductOut, responses=problems(400, 404), summary="Replace a product (admin)")
+async def replace_product(_admin: Admin, product_id: ProductId, body: ProductIn, session: SessionDep) -> ProductOut:
+    product = await products_service.replace_product(session=session, product_id=product_id, data=_data(body))
+    return ProductOut.model_validate(product)
+
+
+@router.delete(
+    "/{id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(404),
+    summary="Remove a product from the catalogue (admin); orders holding it keep their items",
+)
+async def delete_product(_admin: Admin, product_id: ProductId, session: SessionDep) -> Response:
+    await products_service.delete_product(session=session, product_id=product_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

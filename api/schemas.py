@@ -1,0 +1,272 @@
+"""Request and response bodies of the API, and the validation rules of the contract."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from auth.roles import Role
+from auth.security import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES
+from database.pagination import Page as PageResult
+from models.order import OrderStatus
+
+T = TypeVar("T")
+
+MAX_ID = 2**31 - 1
+MAX_PRICE = Decimal("1000000.00")
+MAX_STOCK = 1_000_000_000
+SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+MONEY_PATTERN = r"^\d+\.\d{2}$"
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
+
+
+def _format_money(amount: Decimal) -> str:
+    return f"{amount:.2f}"
+
+
+# Money leaves as a string with two decimals ("19.90"); the schema says so, not "number".
+MoneyOut = Annotated[
+    Decimal,
+    PlainSerializer(_format_money, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN, "examples": ["19.90"]}, mode="serialization"),
+]
+# Money arrives as a string or a number with at most two decimals.
+Price = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, decimal_places=2, allow_inf_nan=False)]
+
+
+def _trimmed(min_length: int, max_length: int) -> Any:
+    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)]
+
+
+def _password_bytes(password: str) -> str:
+    size = len(password.encode())
+    if not MIN_PASSWORD_BYTES <= size <= MAX_PASSWORD_BYTES:
+        raise ValueError(f"password must be {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes in UTF-8")
+    return password
+
+
+Password = Annotated[
+    str,
+    AfterValidator(_password_bytes),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "password",
+            "minLength": MIN_PASSWORD_BYTES,
+            "maxLength": MAX_PASSWORD_BYTES,
+            "description": "8 to 72 bytes in UTF-8",
+        }
+    ),
+]
+Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,32}$")]
+
+
+class RequestModel(BaseModel):
+    """Request bodies refuse unknown fields, so nothing can be set through a field the endpoint does not name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+ResponseT = TypeVar("ResponseT", bound=ResponseModel)
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, served as `application/problem+json`."""
+
+    type: str = Field(examples=["about:blank"])
+    title: str = Field(examples=["Conflict"])
+    status: int = Field(examples=[409])
+    detail: str = Field(examples=["Not enough stock for product 7"])
+    code: str = Field(description="Stable, machine-readable snake_case reason", examples=["insufficient_stock"])
+    request_id: str = Field(description="Equals the response's X-Request-ID header")
+    errors: list[ValidationIssue] | None = Field(default=None, description="Present on 422 only")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    size: int
+    pages: int = Field(description="0 when total is 0")
+
+
+def page_of(schema: type[ResponseT], result: PageResult[Any]) -> Page[ResponseT]:
+    """Shape a page of ORM objects as the API's page envelope."""
+    return Page[schema](  # type: ignore[valid-type]
+        items=[schema.model_validate(item) for item in result.items],
+        total=result.total,
+        page=result.page,
+        size=result.size,
+        pages=result.pages,
+    )
+
+
+# Auth and users
+
+
+class RegisterIn(RequestModel):
+    username: Username = Field(description="3-32 characters of A-Z a-z 0-9 _ . -")
+    email: Annotated[EmailStr, Field(max_length=320)]
+    password: Password
+
+
+class LoginIn(RequestModel):
+    username: Annotated[str, Field(min_length=1, max_length=320, description="Username or email")]
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class RefreshIn(RequestModel):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class LogoutIn(RequestModel):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int = Field(description="Seconds until the access token expires")
+
+
+class UserOut(ResponseModel):
+    id: int
+    username: str
+    email: str
+    role: Role
+    is_active: bool
+    created_at: datetime
+
+
+class UserPatch(RequestModel):
+    role: Role | None = None
+    is_active: bool | None = Field(default=None, strict=True)
+
+    @model_validator(mode="after")
+    def _no_explicit_nulls(self) -> "UserPatch":
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} may be omitted but not null")
+        return self
+
+
+# Catalogue
+
+
+class CategoryIn(RequestModel):
+    name: _trimmed(1, 100)
+    slug: Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=100)] | None = Field(
+        default=None, description="Derived from the name when absent"
+    )
+
+
+class CategoryOut(ResponseModel):
+    id: int
+    name: str
+    slug: str
+
+
+class ProductIn(RequestModel):
+    name: _trimmed(1, 200)
+    description: Annotated[str, Field(max_length=5000)] = Field(
+        default="", description="HTML is sanitised: scripts, event handlers and javascript: URLs are removed"
+    )
+    price: Price = Field(description="A string or a number with at most two decimals", examples=["19.90"])
+    stock: Annotated[int, Field(ge=0, le=MAX_STOCK, strict=True)]
+    category_id: Id | None = None
+
+    @field_validator("description")
+    @classmethod
+    def _trim_description(cls, value: str) -> str:
+        return value.strip()
+
+
+class ProductOut(ResponseModel):
+    id: int
+    name: str
+    description: str
+    price: MoneyOut
+    stock: int
+    category_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+ProductSort = Literal["id", "-id", "name", "-name", "price", "-price", "created_at", "-created_at"]
+
+
+# Orders
+
+
+class OrderLineIn(RequestModel):
+    product_id: Id
+    quantity: Annotated[int, Field(ge=1, le=1000, strict=True)]
+
+
+class OrderIn(RequestModel):
+    items: Annotated[list[OrderLineIn], Field(min_length=1, max_length=100)]
+
+    @field_validator("items")
+    @classmethod
+    def _each_product_once(cls, items: list[OrderLineIn]) -> list[OrderLineIn]:
+        product_ids = [item.product_id for item in items]
+        if len(set(product_ids)) != len(product_ids):
+            raise ValueError("each product may appear at most once")
+        return items
+
+
+class OrderItemOut(ResponseModel):
+    id: int
+    product_id: int
+    quantity: int
+    price: MoneyOut = Field(description="Unit price when the order was placed")
+
+
+class OrderOut(ResponseModel):
+    id: int
+    user_id: int
+    status: OrderStatus
+    total: MoneyOut
+    created_at: datetime
+    updated_at: datetime
+    items: list[OrderItemOut]
+
+
+class OrderStatusIn(RequestModel):
+    status: OrderStatus
+
+
+# Infrastructure
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadinessOut(BaseModel):
+    status: Literal["ok"] = "ok"
+    checks: dict[str, Literal["ok", "unavailable"]]

@@ -1,0 +1,1 @@
+"""Authentication primitives: tokens, password hashing, roles."""

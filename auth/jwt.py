@@ -1,0 +1,76 @@
+"""Access tokens: signed, short-lived JWTs carrying the user id and role."""
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
+REQUIRED_CLAIMS = ["sub", "role", "type", "jti", "iat", "exp"]
+SUBJECT_PATTERN = re.compile(r"[1-9][0-9]{0,9}")
+MAX_USER_ID = 2**31 - 1
+
+
+class InvalidTokenError(Exception):
+    """The token is malformed, expired, tampered with, or not an access token."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: int
+    role: str
+    jti: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+def create_access_token(
+    *, user_id: int, role: str, secret: str, algorithm: str, ttl_seconds: int, now: datetime | None = None
+) -> tuple[str, AccessClaims]:
+    issued_at = (now or datetime.now(UTC)).replace(microsecond=0)
+    claims = AccessClaims(
+        user_id=user_id,
+        role=role,
+        jti=uuid.uuid4().hex,
+        issued_at=issued_at,
+        expires_at=issued_at + timedelta(seconds=ttl_seconds),
+    )
+    payload = {
+        "sub": str(user_id),
+        "role": role,
+        "type": ACCESS_TOKEN_TYPE,
+        "jti": claims.jti,
+        "iat": int(issued_at.timestamp()),
+        "exp": int(claims.expires_at.timestamp()),
+    }
+    return jwt.encode(payload, secret, algorithm=algorithm), claims
+
+
+def decode_access_token(token: str, *, secret: str, algorithm: str) -> AccessClaims:
+    """Verify signature, algorithm (only the configured one: never `none`), expiry, claims and type."""
+    try:
+        payload = jwt.decode(token, secret, algorithms=[algorithm], options={"require": REQUIRED_CLAIMS})
+    except jwt.PyJWTError as error:
+        raise InvalidTokenError(str(error)) from error
+    if payload.get("type") != ACCESS_TOKEN_TYPE:
+        raise InvalidTokenError("not an access token")
+    subject, role, jti = payload["sub"], payload["role"], payload["jti"]
+    well_formed = (
+        isinstance(subject, str)
+        and SUBJECT_PATTERN.fullmatch(subject) is not None
+        and int(subject) <= MAX_USER_ID
+        and isinstance(role, str)
+        and isinstance(jti, str)
+        and isinstance(payload["iat"], int | float)
+    )
+    if not well_formed:
+        raise InvalidTokenError("malformed claims")
+    return AccessClaims(
+        user_id=int(subject),
+        role=role,
+        jti=jti,
+        issued_at=datetime.fromtimestamp(payload["iat"], UTC),
+        expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+    )

@@ -1,0 +1,152 @@
+"""Typed service settings, read from the environment and an optional `.env` file."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from limits import parse as parse_rate_limit
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DATA_DIR = Path("data")
+DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///./{DATA_DIR}/shop.db"
+DEVELOPMENT_SECRET_FILE = DATA_DIR / "secret_key"
+MIN_SECRET_BYTES = 32
+
+logger = logging.getLogger(__name__)
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Unsafe combinations are refused at construction."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
+    database_pool_timeout_seconds: float = Field(default=30.0, gt=0)
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    redis_url: str | None = None
+
+    secret_key: SecretStr | None = None
+    secret_key_file: Path | None = None
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    access_token_ttl_seconds: int = Field(default=900, ge=1)
+    refresh_token_ttl_seconds: int = Field(default=1_209_600, ge=1)
+    bcrypt_rounds: int = Field(default=12, ge=4, le=31)
+    password_hash_concurrency: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 2) - 1),
+        ge=1,
+        description="bcrypt runs in at most this many threads, so a login storm leaves a core for the event loop",
+    )
+
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = "120/minute"
+    rate_limit_auth: str = "10/minute"
+    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+
+    idempotency_ttl_seconds: int = Field(default=86_400, ge=1)
+    cleanup_interval_seconds: int = Field(default=3_600, ge=1)
+
+    admin_username: str | None = None
+    admin_email: str | None = None
+    admin_password: SecretStr | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_trusted_proxies(cls, value: object) -> object:
+        parts = _split_csv(value)
+        if isinstance(parts, list):
+            return [ipaddress.ip_network(part, strict=False) if isinstance(part, str) else part for part in parts]
+        return parts
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_cors_origins(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("rate_limit_default", "rate_limit_auth")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        parse_rate_limit(value)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _resolve_secret_key(self) -> Settings:
+        if self.secret_key is None and self.secret_key_file is not None:
+            self.secret_key = SecretStr(self.secret_key_file.read_text(encoding="utf-8").strip())
+        if self.secret_key is not None:
+            if self.environment == "production" and len(self.secret_key.get_secret_value().encode()) < MIN_SECRET_BYTES:
+                raise ValueError(f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes in production")
+            return self
+        if self.environment == "production":
+            raise ValueError("SECRET_KEY or SECRET_KEY_FILE is required in production")
+        if self.environment == "test":
+            # Tests must not share or leave behind a key file; each process gets its own.
+            self.secret_key = SecretStr(secrets.token_urlsafe(48))
+        else:
+            self.secret_key = SecretStr(_development_secret(DEVELOPMENT_SECRET_FILE))
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def jwt_secret(self) -> str:
+        if self.secret_key is None:
+            raise RuntimeError("settings were built without a secret key")
+        return self.secret_key.get_secret_value()
+
+
+def _development_secret(path: Path) -> str:
+    """Generate the development key once and keep it, readable by its owner only, so tokens survive restarts."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(key)
+    try:
+        # A hard link appears whole or not at all, so a process starting beside us never reads half a key.
+        os.link(draft, path)
+    except FileExistsError:
+        key = path.read_text(encoding="utf-8").strip()
+    else:
+        logger.info("generated a development secret key in %s", path)
+    finally:
+        draft.unlink()
+    return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

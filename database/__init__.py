@@ -1,0 +1,1 @@
+"""Persistence: the engine and sessions, repositories holding all SQL, and Alembic migrations."""

@@ -1,0 +1,1 @@
+"""Repositories: one module per aggregate, holding every SQL statement the service runs."""

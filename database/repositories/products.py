@@ -1,0 +1,118 @@
+"""SQL for products, including the atomic stock reservation orders rely on."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from database.functions import casefold
+from database.pagination import Page, PageRequest, fetch_page
+from models import Product
+
+# Sort keys a client may name, mapped to columns: user input never becomes SQL text.
+SORT_COLUMNS = {
+    "id": Product.id,
+    "name": Product.name,
+    "price": Product.price,
+    "created_at": Product.created_at,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFilter:
+    category_id: int | None = None
+    q: str | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    in_stock: bool | None = None
+    sort: str = "id"
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _conditions(filters: ProductFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Product.deleted_at.is_(None)]
+    if filters.category_id is not None:
+        conditions.append(Product.category_id == filters.category_id)
+    if filters.q:
+        pattern = f"%{_escape_like(filters.q.lower())}%"
+        conditions.append(casefold(Product.name).like(pattern, escape="\\"))
+    if filters.min_price is not None:
+        conditions.append(Product.price >= filters.min_price)
+    if filters.max_price is not None:
+        conditions.append(Product.price <= filters.max_price)
+    if filters.in_stock is True:
+        conditions.append(Product.stock > 0)
+    elif filters.in_stock is False:
+        conditions.append(Product.stock == 0)
+    return conditions
+
+
+async def list_products(session: AsyncSession, filters: ProductFilter, page: PageRequest) -> Page[Product]:
+    descending = filters.sort.startswith("-")
+    column = SORT_COLUMNS[filters.sort.removeprefix("-")]
+    order = [column.desc() if descending else column.asc()]
+    if column is not Product.id:
+        order.append(Product.id.desc() if descending else Product.id.asc())
+    query = select(Product).where(*_conditions(filters)).order_by(*order)
+    return await fetch_page(session, query, page)
+
+
+async def get_live_product(session: AsyncSession, product_id: int) -> Product | None:
+    query = select(Product).where(Product.id == product_id, Product.deleted_at.is_(None))
+    return (await session.scalars(query)).first()
+
+
+async def live_product_ids(session: AsyncSession, product_ids: Iterable[int]) -> set[int]:
+    query = select(Product.id).where(Product.id.in_(list(product_ids)), Product.deleted_at.is_(None))
+    return set((await session.scalars(query)).all())
+
+
+async def add_product(session: AsyncSession, **fields: Any) -> Product:
+    product = Product(**fields)
+    session.add(product)
+    await session.flush()
+    return product
+
+
+async def reserve_stock(session: AsyncSession, *, product_id: int, quantity: int) -> Decimal | None:
+    """Take `quantity` off the stock if that much is there, returning the unit price at that moment.
+
+    One conditional UPDATE: the database's row lock makes check and decrement a single step, on any number of
+    processes, so stock can never be oversold or go negative.
+    """
+    statement = (
+        update(Product)
+        .where(Product.id == product_id, Product.deleted_at.is_(None), Product.stock >= quantity)
+        .values(stock=Product.stock - quantity)
+        .returning(Product.price)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def restore_stock(session: AsyncSession, lines: Sequence[tuple[int, int]]) -> None:
+    """Put (product_id, quantity) back on the shelf, in product order so concurrent restores cannot deadlock."""
+    for product_id, quantity in sorted(lines):
+        await session.execute(
+            update(Product)
+            .where(Product.id == product_id)
+            .values(stock=Product.stock + quantity)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def soft_delete_product(session: AsyncSession, product: Product, *, now: datetime) -> None:
+    product.deleted_at = now
+    await session.flush()
+
+
+async def bulk_insert_products(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert many products with one multi-row statement per call."""
+    await session.execute(insert(Product), rows)

@@ -1,0 +1,139 @@
+"""The shop API: application factory, lifespan, and `app` for `uvicorn main:app`."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+from redis.asyncio import Redis
+from starlette.middleware.cors import CORSMiddleware
+
+from api.dependencies import API_PREFIX
+from api.errors import install_error_handlers
+from api.middleware import BodySizeLimitMiddleware, RateLimitMiddleware, RequestContextMiddleware
+from api.routes import auth, categories, health, orders, products, users
+from auth.security import PasswordHasher
+from config import Settings, get_settings
+from database.connection import Database
+from observability.logging import configure_logging
+from services import maintenance
+from services import users as users_service
+from services.auth import AuthService
+from services.rate_limits import RateLimiter
+from services.revocation import DatabaseRevocationStore, RedisRevocationStore, RevocationStore
+
+logger = logging.getLogger(__name__)
+
+AUTH_LIMITED_PATHS = frozenset(f"{API_PREFIX}/auth/{name}" for name in ("login", "register", "refresh"))
+CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+CORS_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key"]
+CORS_EXPOSED = ["X-Request-ID", "Location", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]
+
+
+async def _bootstrap_admin(settings: Settings, database: Database, hasher: PasswordHasher) -> None:
+    if not (settings.admin_username and settings.admin_email and settings.admin_password):
+        return
+    async with database.sessionmaker() as session:
+        await users_service.ensure_admin(
+            session=session,
+            hasher=hasher,
+            username=settings.admin_username,
+            email=settings.admin_email,
+            password=settings.admin_password.get_secret_value(),
+        )
+
+
+async def _purge_periodically(settings: Settings, database: Database) -> None:
+    while True:
+        await asyncio.sleep(settings.cleanup_interval_seconds)
+        try:
+            async with database.sessionmaker() as session:
+                await maintenance.purge_expired(
+                    session=session, idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds)
+                )
+        except Exception:
+            logger.exception("purging expired rows failed; will try again")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    database = Database(settings)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    revocations: RevocationStore = RedisRevocationStore(redis) if redis is not None else DatabaseRevocationStore()
+    hasher = PasswordHasher(rounds=settings.bcrypt_rounds, concurrency=settings.password_hash_concurrency)
+    app.state.database = database
+    app.state.redis = redis
+    app.state.auth = AuthService(settings=settings, hasher=hasher, revocations=revocations)
+    app.state.rate_limiter = (
+        RateLimiter(
+            redis_url=settings.redis_url, default_limit=settings.rate_limit_default, auth_limit=settings.rate_limit_auth
+        )
+        if settings.rate_limit_enabled
+        else None
+    )
+    await _bootstrap_admin(settings, database, hasher)
+    purger = asyncio.create_task(_purge_periodically(settings, database))
+    try:
+        yield
+    finally:
+        purger.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purger
+        if redis is not None:
+            await redis.aclose()
+        await database.dispose()
+
+
+DESCRIPTION = """
+JSON API of the shop: accounts, catalogue and orders.
+
+* **Auth**: `POST /api/v1/auth/login` gives a short-lived access token and a rotating refresh token.
+  Send `Authorization: Bearer <access token>`; the *Authorize* button logs in with the password form.
+* **Roles**: `guest` < `user` < `admin`, checked against the database on every request.
+* **Money** is a string with two decimals (`"19.90"`); send it as a string or a number with at most two decimals.
+* **Errors** are RFC 9457 problem details (`application/problem+json`) with a stable `code` and the `request_id`.
+* **Rate limits**: `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` on API responses; 429 with
+  `Retry-After`. Limits are per user when signed in, else per client IP; login, register and refresh have a
+  stricter, per-IP limit. If the limit storage (Redis) is unreachable, requests are let through and counted.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPIOffline(
+        title="Shop API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    for router in (auth.router, users.router, categories.router, products.router, orders.router, health.router):
+        app.include_router(router)
+
+    # Added innermost first: the request passes RequestContext, CORS, body limit, then the rate limit.
+    if settings.rate_limit_enabled:
+        app.add_middleware(RateLimitMiddleware, settings=settings, auth_paths=AUTH_LIMITED_PATHS)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_HEADERS,
+            expose_headers=CORS_EXPOSED,
+            max_age=600,
+        )
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+app = create_app()

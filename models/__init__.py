@@ -1,0 +1,20 @@
+"""ORM models. Importing this package registers every table on `Base.metadata`."""
+
+from models.base import Base
+from models.order import IdempotencyKey, Order, OrderItem, OrderStatus
+from models.product import Category, Product
+from models.token import RefreshToken, RevokedAccessToken
+from models.user import User
+
+__all__ = [
+    "Base",
+    "Category",
+    "IdempotencyKey",
+    "Order",
+    "OrderItem",
+    "OrderStatus",
+    "Product",
+    "RefreshToken",
+    "RevokedAccessToken",
+    "User",
+]

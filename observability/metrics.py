@@ -1,0 +1,45 @@
+"""Prometheus metrics of the service.
+
+Under several worker processes, set PROMETHEUS_MULTIPROC_DIR so that /metrics adds up every process.
+"""
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests answered.", ["method", "handler", "status"])
+HTTP_REQUEST_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time from request to the end of the response.",
+    ["method", "handler"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+HTTP_REQUESTS_IN_FLIGHT = Gauge(
+    "http_requests_in_flight", "HTTP requests being answered now.", multiprocess_mode="livesum"
+)
+ORDERS_PLACED = Counter("shop_orders_placed_total", "Orders placed.")
+ORDERS_REFUSED = Counter("shop_orders_refused_total", "Orders refused by a business rule.", ["code"])
+LOGINS = Counter("shop_logins_total", "Login attempts by outcome.", ["outcome"])
+RATE_LIMITED = Counter("shop_rate_limited_total", "Requests refused by a rate limit.", ["limit"])
+RATE_LIMIT_STORAGE_ERRORS = Counter(
+    "rate_limit_storage_errors_total", "Requests let through because the rate-limit storage failed."
+)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def render_metrics() -> bytes:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)

@@ -1,0 +1,1 @@
+"""Business rules that are neither HTTP nor SQL."""

@@ -1,0 +1,118 @@
+"""Token lifecycle: login, refresh-token rotation with reuse detection, logout, and authenticating requests."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth.jwt import AccessClaims, InvalidTokenError, create_access_token, decode_access_token
+from auth.security import PasswordHasher, hash_refresh_token, new_refresh_token
+from config import Settings
+from database.connection import release_connection, write_transaction
+from database.repositories import tokens as tokens_repo
+from database.repositories import users as users_repo
+from models import User
+from services.errors import AuthenticationError, PermissionDeniedError
+from services.revocation import RevocationStore
+
+INVALID_CREDENTIALS = "Incorrect username or password"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+def _disabled() -> PermissionDeniedError:
+    return PermissionDeniedError("This account is disabled", code="account_disabled")
+
+
+class AuthService:
+    def __init__(self, *, settings: Settings, hasher: PasswordHasher, revocations: RevocationStore) -> None:
+        self.settings = settings
+        self.hasher = hasher
+        self.revocations = revocations
+
+    def decode(self, token: str) -> AccessClaims:
+        try:
+            return decode_access_token(token, secret=self.settings.jwt_secret, algorithm=self.settings.jwt_algorithm)
+        except InvalidTokenError as error:
+            raise AuthenticationError("The access token is invalid or expired", code="invalid_token") from error
+
+    async def authenticate(self, *, session: AsyncSession, claims: AccessClaims) -> User:
+        """The user an access token speaks for, as the database has it now (role and active flag included)."""
+        user, revoked = await self.revocations.load_user(session=session, user_id=claims.user_id, jti=claims.jti)
+        if revoked:
+            raise AuthenticationError("The access token has been revoked", code="token_revoked")
+        if user is None:
+            raise AuthenticationError("The access token is invalid or expired", code="invalid_token")
+        if not user.is_active:
+            raise _disabled()
+        return user
+
+    async def login(self, *, session: AsyncSession, login: str, password: str) -> TokenPair:
+        user = await users_repo.find_user_by_login(session, login)
+        # bcrypt takes a while: hand the pooled connection back rather than hold it meanwhile.
+        await release_connection(session)
+        matches = await self.hasher.verify(password, user.hashed_password if user else None)
+        if user is None or not matches:
+            raise AuthenticationError(INVALID_CREDENTIALS, code="invalid_credentials")
+        if not user.is_active:
+            raise _disabled()
+        async with write_transaction(session):
+            return await self._issue(session, user, family_id=uuid.uuid4().hex)
+
+    async def refresh(self, *, session: AsyncSession, refresh_token: str) -> TokenPair:
+        token_hash = hash_refresh_token(refresh_token)
+        now = datetime.now(UTC)
+        # Outcomes are decided inside the transaction but raised after it, so that revocations commit.
+        refused: AuthenticationError | PermissionDeniedError | None = None
+        async with write_transaction(session):
+            consumed = await tokens_repo.consume_refresh_token(session, token_hash=token_hash, now=now)
+            if consumed is None:
+                refused = AuthenticationError("The refresh token is invalid, expired or revoked", code="invalid_token")
+                known = await tokens_repo.find_refresh_token(session, token_hash)
+                if known is not None and known.used_at is not None:
+                    # A used token came back: whoever holds it may have stolen it. End the whole family.
+                    await tokens_repo.revoke_family(session, family_id=known.family_id, now=now)
+            else:
+                user = await users_repo.get_user(session, consumed.user_id)
+                if user is None or not user.is_active:
+                    refused = _disabled()
+                    await tokens_repo.revoke_family(session, family_id=consumed.family_id, now=now)
+                else:
+                    pair = await self._issue(session, user, family_id=consumed.family_id)
+        if refused is not None:
+            raise refused
+        return pair
+
+    async def logout(self, *, session: AsyncSession, claims: AccessClaims, refresh_token: str | None) -> None:
+        async with write_transaction(session):
+            await self.revocations.revoke(session=session, jti=claims.jti, expires_at=claims.expires_at)
+            if refresh_token:
+                known = await tokens_repo.find_refresh_token(session, hash_refresh_token(refresh_token))
+                # Only the caller's own family: naming someone else's token must not log them out.
+                if known is not None and known.user_id == claims.user_id:
+                    await tokens_repo.revoke_family(session, family_id=known.family_id, now=datetime.now(UTC))
+
+    async def _issue(self, session: AsyncSession, user: User, *, family_id: str) -> TokenPair:
+        settings = self.settings
+        access_token, claims = create_access_token(
+            user_id=user.id,
+            role=user.role,
+            secret=settings.jwt_secret,
+            algorithm=settings.jwt_algorithm,
+            ttl_seconds=settings.access_token_ttl_seconds,
+        )
+        refresh_token = new_refresh_token()
+        await tokens_repo.add_refresh_token(
+            session,
+            user_id=user.id,
+            family_id=family_id,
+            token_hash=hash_refresh_token(refresh_token),
+            expires_at=claims.issued_at + timedelta(seconds=settings.refresh_token_ttl_seconds),
+        )
+        return TokenPair(access_token, refresh_token, settings.access_token_ttl_seconds)

@@ -1,0 +1,86 @@
+"""Categories of the catalogue and their slugs."""
+
+import re
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from database.connection import write_transaction
+from database.pagination import Page, PageRequest
+from database.repositories import categories as categories_repo
+from models import Category
+from services.errors import ConflictError, InvalidInputError, NotFoundError
+
+_NOT_SLUG_CHARACTERS = re.compile(r"[^a-z0-9]+")
+
+
+def derive_slug(name: str) -> str:
+    """The contract's rule, exactly: ASCII letters and digits, lower-cased; every other run becomes one `-`.
+
+    Written by hand rather than with python-slugify, which transliterates (`é` → `e`) where the rule drops.
+    """
+    return _NOT_SLUG_CHARACTERS.sub("-", name.lower()).strip("-")
+
+
+def _slug_for(name: str, slug: str | None) -> str:
+    chosen = slug if slug is not None else derive_slug(name)
+    if not chosen:
+        raise InvalidInputError(
+            "No slug can be derived from this name (it has no ASCII letters or digits); give one",
+            field="slug",
+            code="slug_underivable",
+        )
+    return chosen
+
+
+def _slug_taken(slug: str) -> ConflictError:
+    return ConflictError(f"The slug {slug!r} is already taken", code="slug_taken")
+
+
+async def list_categories(*, session: AsyncSession, page: PageRequest) -> Page[Category]:
+    return await categories_repo.list_categories(session, page)
+
+
+async def get_category(*, session: AsyncSession, category_id: int) -> Category:
+    category = await categories_repo.get_category(session, category_id)
+    if category is None:
+        raise NotFoundError(f"Category {category_id} not found")
+    return category
+
+
+async def create_category(*, session: AsyncSession, name: str, slug: str | None) -> Category:
+    slug = _slug_for(name, slug)
+    try:
+        async with write_transaction(session):
+            if await categories_repo.slug_taken(session, slug):
+                raise _slug_taken(slug)
+            return await categories_repo.add_category(session, name=name, slug=slug)
+    except IntegrityError:
+        raise _slug_taken(slug) from None
+
+
+async def replace_category(*, session: AsyncSession, category_id: int, name: str, slug: str | None) -> Category:
+    slug = _slug_for(name, slug)
+    try:
+        async with write_transaction(session):
+            category = await get_category(session=session, category_id=category_id)
+            if await categories_repo.slug_taken(session, slug, except_id=category_id):
+                raise _slug_taken(slug)
+            category.name = name
+            category.slug = slug
+            await session.flush()
+            return category
+    except IntegrityError:
+        raise _slug_taken(slug) from None
+
+
+async def delete_category(*, session: AsyncSession, category_id: int) -> None:
+    try:
+        async with write_transaction(session):
+            category = await get_category(session=session, category_id=category_id)
+            if await categories_repo.has_live_products(session, category_id):
+                raise ConflictError(f"Category {category_id} still has products", code="category_in_use")
+            await categories_repo.delete_category(session, category)
+    except IntegrityError:
+        # A product was added to it while we deleted.
+        raise ConflictError(f"Category {category_id} still has products", code="category_in_use") from None

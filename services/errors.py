@@ -1,0 +1,43 @@
+"""Errors of the shop's rules. Each carries a stable `code`; the API maps each class to an HTTP status."""
+
+
+class ShopError(Exception):
+    code = "error"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class NotFoundError(ShopError):
+    code = "not_found"
+
+
+class UnknownReferenceError(ShopError):
+    """The request names something that does not exist (a category of a product, a product of an order)."""
+
+    code = "unknown_reference"
+
+
+class ConflictError(ShopError):
+    code = "conflict"
+
+
+class AuthenticationError(ShopError):
+    code = "not_authenticated"
+
+
+class PermissionDeniedError(ShopError):
+    code = "forbidden"
+
+
+class InvalidInputError(ShopError):
+    """Input that passes the schema but not a rule that needs more than one field (an underivable slug)."""
+
+    code = "invalid_input"
+
+    def __init__(self, detail: str, *, field: str, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.field = field

@@ -1,0 +1,148 @@
+"""Placing orders (atomic stock reservation, idempotency keys) and moving them through their statuses."""
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from database.connection import write_transaction
+from database.pagination import Page, PageRequest
+from database.repositories import orders as orders_repo
+from database.repositories import products as products_repo
+from models import IdempotencyKey, Order, OrderStatus
+from services.errors import ConflictError, NotFoundError, UnknownReferenceError
+from services.order_status import RESTOCKING_STATUSES, can_transition
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    product_id: int
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedOrder:
+    order_id: int
+    body: str
+    replayed: bool
+
+
+# Renders the response body of a new order; kept with an idempotency key so a retry gets the same bytes.
+RenderOrder = Callable[[Order], str]
+
+
+def fingerprint(lines: Sequence[OrderLine]) -> str:
+    """A digest of what was asked for; a retry must ask for exactly the same."""
+    canonical = json.dumps([[line.product_id, line.quantity] for line in lines], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(record: IdempotencyKey | None, request_hash: str) -> PlacedOrder:
+    if record is not None and record.request_hash != request_hash:
+        raise ConflictError(
+            "This Idempotency-Key was already used with a different request body", code="idempotency_key_reused"
+        )
+    if record is None or record.response_body is None or record.order_id is None:
+        raise ConflictError(
+            "A request with this Idempotency-Key is still being processed", code="idempotency_key_in_progress"
+        )
+    return PlacedOrder(order_id=record.order_id, body=record.response_body, replayed=True)
+
+
+async def place_order(
+    *,
+    session: AsyncSession,
+    user_id: int,
+    lines: Sequence[OrderLine],
+    render: RenderOrder,
+    idempotency_key: str | None = None,
+    idempotency_ttl: timedelta = timedelta(hours=24),
+) -> PlacedOrder:
+    """Reserve every line's stock at its current price and record the order, all or nothing."""
+    now = datetime.now(UTC)
+    request_hash = fingerprint(lines)
+    if idempotency_key is not None:
+        record = await orders_repo.get_idempotency_key(session, user_id=user_id, key=idempotency_key)
+        if record is not None and record.created_at > now - idempotency_ttl:
+            return _replay(record, request_hash)
+
+    async with write_transaction(session):
+        key_id = None
+        if idempotency_key is not None:
+            await orders_repo.delete_idempotency_keys_before(
+                session, cutoff=now - idempotency_ttl, user_id=user_id, key=idempotency_key
+            )
+            key_id = await orders_repo.claim_idempotency_key(
+                session, user_id=user_id, key=idempotency_key, request_hash=request_hash, now=now
+            )
+            if key_id is None:
+                # A racing request holds this key; the claim waited for it to finish, so its answer is ours.
+                record = await orders_repo.get_idempotency_key(session, user_id=user_id, key=idempotency_key)
+                return _replay(record, request_hash)
+
+        order = await _reserve_and_record(session, user_id=user_id, lines=lines, now=now)
+        body = render(order)
+        if key_id is not None:
+            await orders_repo.complete_idempotency_key(session, key_id=key_id, order_id=order.id, response_body=body)
+    return PlacedOrder(order_id=order.id, body=body, replayed=False)
+
+
+async def _reserve_and_record(
+    session: AsyncSession, *, user_id: int, lines: Sequence[OrderLine], now: datetime
+) -> Order:
+    wanted = {line.product_id for line in lines}
+    missing = wanted - await products_repo.live_product_ids(session, wanted)
+    if missing:
+        raise UnknownReferenceError(f"Product {min(missing)} does not exist", code="unknown_product")
+    items: list[tuple[int, int, Decimal]] = []
+    # Rows are locked in product order, so two orders for the same products cannot deadlock each other.
+    for line in sorted(lines, key=lambda line: line.product_id):
+        price = await products_repo.reserve_stock(session, product_id=line.product_id, quantity=line.quantity)
+        if price is None:
+            raise ConflictError(f"Not enough stock for product {line.product_id}", code="insufficient_stock")
+        items.append((line.product_id, line.quantity, price))
+    total = sum((price * quantity for _, quantity, price in items), Decimal("0.00"))
+    by_request_order = {line.product_id: index for index, line in enumerate(lines)}
+    items.sort(key=lambda item: by_request_order[item[0]])
+    return await orders_repo.add_order(session, user_id=user_id, total=total, items=items, now=now)
+
+
+async def get_order(*, session: AsyncSession, order_id: int, owner_id: int | None) -> Order:
+    """An order; with `owner_id`, another user's order is reported missing, so ids reveal nothing."""
+    order = await orders_repo.get_order(session, order_id, user_id=owner_id)
+    if order is None:
+        raise NotFoundError(f"Order {order_id} not found")
+    return order
+
+
+async def list_orders(
+    *, session: AsyncSession, page: PageRequest, user_id: int | None, status: OrderStatus | None
+) -> Page[Order]:
+    return await orders_repo.list_orders(
+        session, page, user_id=user_id, status=status.value if status is not None else None
+    )
+
+
+async def change_order_status(*, session: AsyncSession, order_id: int, status: OrderStatus) -> Order:
+    """Move an order along the status machine; cancelling puts its stock back, in the same transaction."""
+    now = datetime.now(UTC)
+    async with write_transaction(session):
+        order = await get_order(session=session, order_id=order_id, owner_id=None)
+        current = OrderStatus(order.status)
+        refused = ConflictError(
+            f"An order cannot go from {current.value} to {status.value}", code="invalid_status_transition"
+        )
+        if not can_transition(current, status):
+            raise refused
+        # Conditional on the status we read: of two concurrent changes, one wins and the other is refused.
+        if not await orders_repo.change_status(
+            session, order_id=order_id, from_status=current.value, to_status=status.value, now=now
+        ):
+            raise refused
+        if status in RESTOCKING_STATUSES:
+            await products_repo.restore_stock(session, [(item.product_id, item.quantity) for item in order.items])
+    return await get_order(session=session, order_id=order_id, owner_id=None)

@@ -1,0 +1,46 @@
+"""Where revoked access tokens are remembered: the database by default, Redis when one is configured."""
+
+from datetime import UTC, datetime
+from typing import Protocol
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from database.repositories import tokens as tokens_repo
+from database.repositories import users as users_repo
+from models import User
+
+REDIS_KEY_PREFIX = "shop:revoked-access:"
+
+
+class RevocationStore(Protocol):
+    async def revoke(self, *, session: AsyncSession, jti: str, expires_at: datetime) -> None: ...
+
+    async def load_user(self, *, session: AsyncSession, user_id: int, jti: str) -> tuple[User | None, bool]:
+        """The token's user and whether the token was revoked."""
+        ...
+
+
+class DatabaseRevocationStore:
+    async def revoke(self, *, session: AsyncSession, jti: str, expires_at: datetime) -> None:
+        await tokens_repo.revoke_access_token(session, jti=jti, expires_at=expires_at)
+
+    async def load_user(self, *, session: AsyncSession, user_id: int, jti: str) -> tuple[User | None, bool]:
+        return await users_repo.get_user_unless_revoked(session, user_id=user_id, jti=jti)
+
+
+class RedisRevocationStore:
+    """Revocations as keys that expire with the token, shared by every process using this Redis."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def revoke(self, *, session: AsyncSession, jti: str, expires_at: datetime) -> None:
+        seconds_left = int((expires_at - datetime.now(UTC)).total_seconds()) + 1
+        if seconds_left > 0:
+            await self._redis.set(REDIS_KEY_PREFIX + jti, b"1", ex=seconds_left)
+
+    async def load_user(self, *, session: AsyncSession, user_id: int, jti: str) -> tuple[User | None, bool]:
+        if await self._redis.exists(REDIS_KEY_PREFIX + jti):
+            return None, True
+        return await users_repo.get_user(session, user_id), False

@@ -1,0 +1,87 @@
+"""Accounts: registration, the first admin, and what admins may change."""
+
+import logging
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth.roles import Role
+from auth.security import PasswordHasher
+from database.connection import release_connection, write_transaction
+from database.pagination import Page, PageRequest
+from database.repositories import users as users_repo
+from models import User
+from services.errors import ConflictError, NotFoundError
+
+logger = logging.getLogger(__name__)
+
+
+def _identity_conflict(taken: set[str]) -> ConflictError:
+    if "username" in taken:
+        return ConflictError("That username is already taken", code="username_taken")
+    return ConflictError("That email is already registered", code="email_taken")
+
+
+async def register_user(
+    *, session: AsyncSession, hasher: PasswordHasher, username: str, email: str, password: str, role: Role = Role.USER
+) -> User:
+    taken = await users_repo.taken_identities(session, username=username, email=email)
+    if taken:
+        raise _identity_conflict(taken)
+    await release_connection(session)
+    hashed_password = await hasher.hash(password)
+    try:
+        async with write_transaction(session):
+            return await users_repo.add_user(
+                session, username=username, email=email, hashed_password=hashed_password, role=role.value
+            )
+    except IntegrityError:
+        # Someone registered the same name or address between our check and our insert.
+        taken = await users_repo.taken_identities(session, username=username, email=email)
+        raise _identity_conflict(taken or {"username"}) from None
+
+
+async def ensure_admin(
+    *, session: AsyncSession, hasher: PasswordHasher, username: str, email: str, password: str
+) -> User | None:
+    """Create the first admin unless a user of that username exists; None when nothing was created."""
+    if await users_repo.find_user_by_username(session, username) is not None:
+        return None
+    try:
+        user = await register_user(
+            session=session, hasher=hasher, username=username, email=email, password=password, role=Role.ADMIN
+        )
+    except ConflictError:
+        # Another instance starting beside us created it first, or the address belongs to someone else.
+        logger.warning("admin %r was not created: username or email already in use", username)
+        return None
+    logger.info("created admin %r", username)
+    return user
+
+
+async def get_user(*, session: AsyncSession, user_id: int) -> User:
+    user = await users_repo.get_user(session, user_id)
+    if user is None:
+        raise NotFoundError(f"User {user_id} not found")
+    return user
+
+
+async def list_users(*, session: AsyncSession, page: PageRequest) -> Page[User]:
+    return await users_repo.list_users(session, page)
+
+
+async def update_user(
+    *, session: AsyncSession, actor: User, user_id: int, role: Role | None, is_active: bool | None
+) -> User:
+    """Change a user's role or active flag; both take effect on that user's next request."""
+    if user_id == actor.id and ((role is not None and role != actor.role_enum) or is_active is False):
+        # An admin demoting or disabling themselves could leave the shop with no admin at all.
+        raise ConflictError("Admins cannot demote or disable their own account", code="self_modification")
+    async with write_transaction(session):
+        user = await get_user(session=session, user_id=user_id)
+        if role is not None:
+            user.role = role.value
+        if is_active is not None:
+            user.is_active = is_active
+        await session.flush()
+    return user
