@@ -25,6 +25,7 @@ run: migrate
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 security: install
 	$(BIN)/bandit -c pyproject.toml -r . --severity-level medium --quiet

@@ -1,0 +1,88 @@
+"""Small helpers that create users, catalogue entries and orders through the API; a test states only what matters."""
+
+import itertools
+from decimal import Decimal
+from typing import Any
+
+from httpx import AsyncClient
+
+from auth.roles import Role
+from models import User
+
+PASSWORD = "correct-horse-battery"
+_sequence = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{next(_sequence)}"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def register(client: AsyncClient, *, username: str | None = None, password: str = PASSWORD) -> dict[str, Any]:
+    username = username or unique("user")
+    response = await client.post(
+        "/api/v1/auth/register", json={"username": username, "email": f"{username}@example.com", "password": password}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def login(client: AsyncClient, username: str, password: str = PASSWORD) -> dict[str, Any]:
+    response = await client.post("/api/v1/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def set_role(client: AsyncClient, user_id: int, role: Role) -> None:
+    """Change a role straight in the database (the API needs an admin to do it, and the first admin needs this)."""
+    async with client.app.state.database.sessionmaker() as session:  # type: ignore[attr-defined]
+        user = await session.get(User, user_id)
+        assert user is not None
+        user.role = role.value
+        await session.commit()
+
+
+async def signed_in(client: AsyncClient, role: Role = Role.USER) -> tuple[dict[str, str], dict[str, Any]]:
+    """A new account with `role`: its Authorization headers and its user body."""
+    user = await register(client)
+    if role is not Role.USER:
+        await set_role(client, user["id"], role)
+        user["role"] = role.value
+    tokens = await login(client, user["username"])
+    return bearer(tokens["access_token"]), user
+
+
+async def create_category(client: AsyncClient, admin: dict[str, str], name: str | None = None) -> dict[str, Any]:
+    response = await client.post("/api/v1/categories", json={"name": name or unique("Category ")}, headers=admin)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def create_product(
+    client: AsyncClient,
+    admin: dict[str, str],
+    *,
+    name: str | None = None,
+    price: str | Decimal = "10.00",
+    stock: int = 10,
+    category_id: int | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    body = {
+        "name": name or unique("Product "),
+        "price": str(price),
+        "stock": stock,
+        "category_id": category_id,
+        "description": description,
+    }
+    response = await client.post("/api/v1/products", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def place_order(client: AsyncClient, headers: dict[str, str], items: list[tuple[int, int]], **kwargs: Any) -> Any:
+    body = {"items": [{"product_id": product_id, "quantity": quantity} for product_id, quantity in items]}
+    return await client.post("/api/v1/orders", json=body, headers=headers, **kwargs)
