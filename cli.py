@@ -8,7 +8,7 @@ import sys
 from datetime import timedelta
 from decimal import Decimal
 
-from auth.security import PasswordHasher
+from auth.security import PASSWORD_RULE, PasswordHasher, password_size_ok
 from config import Settings, get_settings
 from database.connection import Database, write_transaction
 from database.repositories import products as products_repo
@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     if arguments.command == "create-admin":
         password = arguments.password or getpass.getpass("Password for the new admin: ")
+        if not password_size_ok(password):
+            print(PASSWORD_RULE, file=sys.stderr)
+            return 2
         return asyncio.run(
             create_admin(settings, username=arguments.username, email=arguments.email, password=password)
         )

@@ -10,9 +10,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from limits import parse as parse_rate_limit
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from auth.security import PASSWORD_RULE, password_size_ok
 
 DATA_DIR = Path("data")
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///./{DATA_DIR}/shop.db"
@@ -33,7 +35,10 @@ def _split_csv(value: object) -> object:
 class Settings(BaseSettings):
     """Every knob of the service. Unsafe combinations are refused at construction."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # Errors never echo the offending value: it may be a secret.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = DEFAULT_DATABASE_URL
@@ -71,6 +76,19 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
+    @field_validator("redis_url", "secret_key", "secret_key_file", "admin_username", "admin_email", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `REDIS_URL=` in a .env file or compose file means "not configured", not "an empty URL".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("admin_password")
+    @classmethod
+    def _check_admin_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not password_size_ok(value.get_secret_value()):
+            raise ValueError(PASSWORD_RULE)
+        return value
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _parse_trusted_proxies(cls, value: object) -> object:
@@ -87,7 +105,10 @@ class Settings(BaseSettings):
     @field_validator("rate_limit_default", "rate_limit_auth")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
-        parse_rate_limit(value)
+        limits = parse_many(value)
+        # Only the first of several limits would be enforced, and a zero limit refuses every request.
+        if len(limits) != 1 or limits[0].amount < 1:
+            raise ValueError(f"{value!r} is not one rate limit of at least 1 request, such as '10/minute'")
         return value
 
     @field_validator("log_level", mode="before")

@@ -10,11 +10,15 @@ from datetime import timedelta
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from redis.asyncio import Redis
-from starlette.middleware.cors import CORSMiddleware
 
 from api.dependencies import API_PREFIX
 from api.errors import install_error_handlers
-from api.middleware import BodySizeLimitMiddleware, RateLimitMiddleware, RequestContextMiddleware
+from api.middleware import (
+    BodySizeLimitMiddleware,
+    ProblemCORSMiddleware,
+    RateLimitMiddleware,
+    RequestContextMiddleware,
+)
 from api.routes import auth, categories, health, orders, products, users
 from auth.security import PasswordHasher
 from config import Settings, get_settings
@@ -63,7 +67,12 @@ async def _purge_periodically(settings: Settings, database: Database) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     database = Database(settings)
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    # Short timeouts: a Redis that stops answering must cost a request a second, not hang it.
+    redis = (
+        Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        if settings.redis_url
+        else None
+    )
     revocations: RevocationStore = RedisRevocationStore(redis) if redis is not None else DatabaseRevocationStore()
     hasher = PasswordHasher(rounds=settings.bcrypt_rounds, concurrency=settings.password_hash_concurrency)
     app.state.database = database
@@ -125,7 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=CORS_METHODS,
             allow_headers=CORS_HEADERS,

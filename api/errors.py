@@ -16,6 +16,7 @@ from services.errors import (
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    ServiceUnavailableError,
     ShopError,
     UnknownReferenceError,
 )
@@ -26,7 +27,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 CODE_BY_STATUS = {
-    400: "bad_request",
+    400: "malformed_json",
     401: "not_authenticated",
     403: "forbidden",
     404: "not_found",
@@ -53,6 +54,7 @@ STATUS_BY_ERROR: dict[type[ShopError], int] = {
     ConflictError: 409,
     InvalidInputError: 422,
     UnsupportedMediaTypeError: 415,
+    ServiceUnavailableError: 503,
 }
 
 

@@ -7,6 +7,9 @@ import uuid
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.client_ip import client_ip
@@ -23,6 +26,9 @@ logger = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "X-Request-ID"
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 UNMATCHED_ROUTE = "unmatched"
+# Metric labels take the method from this set only: any token is a valid HTTP method, and one time series per
+# made-up method would let a client grow the metrics without bound.
+METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 # Swagger UI and ReDoc run inline bootstrap scripts, load styles, and ReDoc starts web workers from blobs.
@@ -57,6 +63,10 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # The ASGI spec makes each request's state a copy of the lifespan state, but not every host does so
+        # (asgi-lifespan's test wrapper shares one dict). The rate limiter leaves verified token claims there for
+        # the auth dependency: in a shared dict the next request, with a forged token or none, would inherit them.
+        scope["state"] = dict(scope.get("state") or {})
         supplied = Headers(scope=scope).get(REQUEST_ID_HEADER)
         request_id = supplied if supplied and _CLIENT_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
         _state(scope)["request_id"] = request_id
@@ -94,9 +104,10 @@ class RequestContextMiddleware:
             HTTP_REQUESTS_IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
             method = scope["method"]
+            metric_method = method if method in METRIC_METHODS else "other"
             handler = _route_template(scope)
-            HTTP_REQUESTS.labels(method=method, handler=handler, status=str(status)).inc()
-            HTTP_REQUEST_DURATION.labels(method=method, handler=handler).observe(elapsed)
+            HTTP_REQUESTS.labels(method=metric_method, handler=handler, status=str(status)).inc()
+            HTTP_REQUEST_DURATION.labels(method=metric_method, handler=handler).observe(elapsed)
             access_logger.info(
                 "request",
                 extra={
@@ -112,8 +123,32 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-class RequestTooLargeError(Exception):
-    pass
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, except that a refused preflight is a problem+json 400 carrying no CORS headers at all.
+
+    Starlette answers it in plain text with the allowed methods and headers, to any origin.
+    """
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code == 200:
+            return response
+        return problem(400, bytes(response.body).decode(), code="cors_preflight_refused")
+
+
+class RequestTooLargeError(HTTPException):
+    """A streamed body passed the limit.
+
+    An HTTPException because FastAPI turns any other exception raised while it parses a body into a 400; this one it
+    re-raises, and the app's handler answers it with the same 413 problem as `_refuse`.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, too_large_detail(max_bytes), headers={"Connection": "close"})
+
+
+def too_large_detail(max_bytes: int) -> str:
+    return f"The request body is larger than {max_bytes} bytes"
 
 
 class BodySizeLimitMiddleware:
@@ -128,7 +163,8 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        # isascii: str.isdigit() also accepts digits such as "²" that int() refuses.
+        if declared is not None and (not (declared.isascii() and declared.isdigit()) or int(declared) > self.max_bytes):
             await self._refuse(scope, receive, send)
             return
 
@@ -140,7 +176,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise RequestTooLargeError
+                    raise RequestTooLargeError(self.max_bytes)
             return message
 
         response_started = False
@@ -160,7 +196,7 @@ class BodySizeLimitMiddleware:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(
             413,
-            f"The request body is larger than {self.max_bytes} bytes",
+            too_large_detail(self.max_bytes),
             code="payload_too_large",
             headers={"Connection": "close"},
         )

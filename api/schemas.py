@@ -14,11 +14,10 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
     field_validator,
-    model_validator,
 )
 
 from auth.roles import Role
-from auth.security import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES
+from auth.security import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES, PASSWORD_RULE, password_size_ok
 from database.pagination import Page as PageResult
 from models.order import OrderStatus
 
@@ -44,7 +43,20 @@ MoneyOut = Annotated[
     WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN, "examples": ["19.90"]}, mode="serialization"),
 ]
 # Money arrives as a string or a number with at most two decimals.
-Price = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, decimal_places=2, allow_inf_nan=False)]
+PRICE_STRING_PATTERN = r"^(?:(?:0|[1-9]\d{0,5})(?:\.\d{1,2})?|1000000(?:\.0{1,2})?)$"
+Price = Annotated[
+    Decimal,
+    Field(gt=0, le=MAX_PRICE, decimal_places=2, allow_inf_nan=False),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000},
+                {"type": "string", "pattern": PRICE_STRING_PATTERN},
+            ]
+        },
+        mode="validation",
+    ),
+]
 
 
 def _trimmed(min_length: int, max_length: int) -> Any:
@@ -52,9 +64,8 @@ def _trimmed(min_length: int, max_length: int) -> Any:
 
 
 def _password_bytes(password: str) -> str:
-    size = len(password.encode())
-    if not MIN_PASSWORD_BYTES <= size <= MAX_PASSWORD_BYTES:
-        raise ValueError(f"password must be {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes in UTF-8")
+    if not password_size_ok(password):
+        raise ValueError(PASSWORD_RULE)
     return password
 
 
@@ -163,15 +174,9 @@ class UserOut(ResponseModel):
 
 
 class UserPatch(RequestModel):
-    role: Role | None = None
-    is_active: bool | None = Field(default=None, strict=True)
-
-    @model_validator(mode="after")
-    def _no_explicit_nulls(self) -> "UserPatch":
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} may be omitted but not null")
-        return self
+    # Either field may be omitted, but not sent as null: the None defaults are "absent", never a value.
+    role: Role = None  # type: ignore[assignment]
+    is_active: bool = Field(default=None, strict=True)  # type: ignore[assignment]
 
 
 # Catalogue

@@ -9,6 +9,11 @@ import bcrypt
 # bcrypt reads at most 72 bytes; longer passwords are refused up front, never silently truncated.
 MAX_PASSWORD_BYTES = 72
 MIN_PASSWORD_BYTES = 8
+PASSWORD_RULE = f"password must be {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes in UTF-8"
+
+
+def password_size_ok(password: str) -> bool:
+    return MIN_PASSWORD_BYTES <= len(password.encode()) <= MAX_PASSWORD_BYTES
 
 
 class PasswordHasher:

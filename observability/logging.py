@@ -34,3 +34,6 @@ def configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # The SQLite driver's debug lines spell out every SQL parameter, password hashes included (SQLAlchemy keeps
+    # its own engine logger at WARNING for the same reason); LOG_LEVEL=DEBUG must not turn them on.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)

@@ -11,7 +11,7 @@ from database.repositories import categories as categories_repo
 from models import Category
 from services.errors import ConflictError, InvalidInputError, NotFoundError
 
-_NOT_SLUG_CHARACTERS = re.compile(r"[^a-z0-9]+")
+_NOT_SLUG_CHARACTERS = re.compile(r"[^A-Za-z0-9]+")
 
 
 def derive_slug(name: str) -> str:
@@ -19,7 +19,8 @@ def derive_slug(name: str) -> str:
 
     Written by hand rather than with python-slugify, which transliterates (`é` → `e`) where the rule drops.
     """
-    return _NOT_SLUG_CHARACTERS.sub("-", name.lower()).strip("-")
+    # Lower-case after dropping: str.lower() turns some non-ASCII letters (İ, the Kelvin sign) into ASCII ones.
+    return _NOT_SLUG_CHARACTERS.sub("-", name).strip("-").lower()
 
 
 def _slug_for(name: str, slug: str | None) -> str:

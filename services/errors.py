@@ -33,6 +33,12 @@ class PermissionDeniedError(ShopError):
     code = "forbidden"
 
 
+class ServiceUnavailableError(ShopError):
+    """A backing service (Redis) needed to answer safely cannot be reached."""
+
+    code = "service_unavailable"
+
+
 class InvalidInputError(ShopError):
     """Input that passes the schema but not a rule that needs more than one field (an underivable slug)."""
 

@@ -23,10 +23,19 @@ class RateLimitDecision:
     """Seconds until the moving window frees a slot."""
 
 
+# A limiter that waits on a silent Redis stalls every API request: give up soon and let the request through.
+REDIS_TIMEOUT_SECONDS = 0.5
+
+
 def _storage(redis_url: str | None) -> Storage:
     if redis_url is None:
         return MemoryStorage()
-    return RedisStorage(f"async+{redis_url}", implementation="redispy")
+    return RedisStorage(
+        f"async+{redis_url}",
+        implementation="redispy",
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+    )
 
 
 class RateLimiter:

@@ -4,11 +4,13 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.repositories import tokens as tokens_repo
 from database.repositories import users as users_repo
 from models import User
+from services.errors import ServiceUnavailableError
 
 REDIS_KEY_PREFIX = "shop:revoked-access:"
 
@@ -29,8 +31,15 @@ class DatabaseRevocationStore:
         return await users_repo.get_user_unless_revoked(session, user_id=user_id, jti=jti)
 
 
+def _redis_unavailable() -> ServiceUnavailableError:
+    return ServiceUnavailableError("Token revocations cannot be checked right now; try again shortly")
+
+
 class RedisRevocationStore:
-    """Revocations as keys that expire with the token, shared by every process using this Redis."""
+    """Revocations as keys that expire with the token, shared by every process using this Redis.
+
+    Unlike rate limits, these fail closed: a revoked token must not work again because Redis is down.
+    """
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
@@ -38,9 +47,16 @@ class RedisRevocationStore:
     async def revoke(self, *, session: AsyncSession, jti: str, expires_at: datetime) -> None:
         seconds_left = int((expires_at - datetime.now(UTC)).total_seconds()) + 1
         if seconds_left > 0:
-            await self._redis.set(REDIS_KEY_PREFIX + jti, b"1", ex=seconds_left)
+            try:
+                await self._redis.set(REDIS_KEY_PREFIX + jti, b"1", ex=seconds_left)
+            except RedisError as error:
+                raise _redis_unavailable() from error
 
     async def load_user(self, *, session: AsyncSession, user_id: int, jti: str) -> tuple[User | None, bool]:
-        if await self._redis.exists(REDIS_KEY_PREFIX + jti):
+        try:
+            revoked = await self._redis.exists(REDIS_KEY_PREFIX + jti)
+        except RedisError as error:
+            raise _redis_unavailable() from error
+        if revoked:
             return None, True
         return await users_repo.get_user(session, user_id), False

@@ -55,9 +55,10 @@ async def _login_body(request: Request) -> LoginIn:
         form = await request.form()
         fields = {name: form.get(name) for name in ("username", "password") if form.get(name) is not None}
     elif media_type in ("application/json", ""):
+        # RecursionError: JSON nested deeper than the parser can follow is as unreadable as broken JSON.
         try:
             fields = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "Invalid JSON"}]) from None
     else:
         raise UnsupportedMediaTypeError(f"Send {FORM_MEDIA_TYPE} or application/json, not {media_type}")
@@ -108,7 +109,7 @@ async def refresh(body: RefreshIn, session: SessionDep, auth: AuthServiceDep) ->
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problems(401, 422, 429),
+    responses=problems(401, 403, 422, 429),
     summary="Revoke this access token and, if named, the refresh token's family",
 )
 async def logout(
