@@ -1,0 +1,414 @@
+"""The Products, Pages, General and Errors parts of the contract, through the API, on each backend."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from httpx import AsyncClient
+from sqlalchemy import update
+
+from models import Product
+from tests.helpers import create_category, create_product
+from tests.integration.catalogue_checks import assert_invalid, assert_problem, catalogue
+
+PRODUCTS = "/api/v1/products"
+PRODUCT_FIELDS = {"id", "name", "description", "price", "stock", "category_id", "created_at", "updated_at"}
+VALID: dict[str, Any] = {"name": "Hammer", "description": "Sturdy", "price": "19.90", "stock": 5, "category_id": None}
+
+
+def aware(timestamp: str) -> datetime:
+    parsed = datetime.fromisoformat(timestamp)
+    assert parsed.utcoffset() is not None, timestamp
+    return parsed
+
+
+async def ids_of(client: AsyncClient, headers: dict[str, str], **params: Any) -> list[int]:
+    response = await client.get(PRODUCTS, params={"size": 100, **params}, headers=headers)
+    assert response.status_code == 200, (params, response.text)
+    return [product["id"] for product in response.json()["items"]]
+
+
+# Create, read, replace, delete
+
+
+async def test_create_returns_201_with_location_and_the_product(client: AsyncClient, admin_headers: dict) -> None:
+    category = await create_category(client, admin_headers)
+    body = {**VALID, "name": "  Hammer  ", "price": 19.9, "category_id": category["id"]}
+    response = await client.post(PRODUCTS, json=body, headers=admin_headers)
+    assert response.status_code == 201, response.text
+    product = response.json()
+    assert product.keys() == PRODUCT_FIELDS
+    assert response.headers["location"] == f"{PRODUCTS}/{product['id']}"
+    assert isinstance(product["id"], int)
+    expected = {"name": "Hammer", "description": "Sturdy", "price": "19.90", "stock": 5, "category_id": category["id"]}
+    assert {key: product[key] for key in expected} == expected
+    assert abs(aware(product["created_at"]) - datetime.now(UTC)) < timedelta(hours=1)
+    assert aware(product["updated_at"]) >= aware(product["created_at"])
+
+    read = await client.get(response.headers["location"], headers=admin_headers)
+    assert read.status_code == 200
+    assert read.json() == product
+    # The general rules: JSON, no sniffing, no framing, a request id.
+    for answer in (response, read):
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        frame_denied = answer.headers.get("x-frame-options", "").upper() == "DENY"
+        assert frame_denied or "frame-ancestors 'none'" in answer.headers.get("content-security-policy", "")
+        assert answer.headers["x-request-id"]
+
+
+async def test_description_html_is_sanitised_and_text_trimmed(client: AsyncClient, admin_headers: dict) -> None:
+    hostile = (
+        '  <p onclick="steal()">Solid <b>oak</b><script>alert(1)</script>'
+        '<a href="javascript:alert(2)">more</a><img src=x onerror="alert(3)"></p>  '
+    )
+    created = await create_product(client, admin_headers, name="  Table ", description=hostile)
+    replaced = await client.put(
+        f"{PRODUCTS}/{created['id']}", json={**VALID, "name": " Chair\t", "description": hostile}, headers=admin_headers
+    )
+    assert replaced.status_code == 200, replaced.text
+    for product, name in [(created, "Table"), (replaced.json(), "Chair")]:
+        assert product["name"] == name
+        description = product["description"].lower()
+        for executable in ("<script", "alert(1)", "onclick", "onerror", "javascript:"):
+            assert executable not in description, (executable, description)
+        # Harmless formatting and the text itself survive.
+        assert "<b>oak</b>" in description
+        assert "solid" in description
+        assert "more" in description
+        assert description == description.strip()
+    stored = (await client.get(f"{PRODUCTS}/{created['id']}", headers=admin_headers)).json()
+    assert stored == replaced.json()
+
+
+async def test_put_is_a_full_replacement(client: AsyncClient, admin_headers: dict) -> None:
+    category = await create_category(client, admin_headers)
+    other = await create_category(client, admin_headers)
+    product = await create_product(
+        client, admin_headers, name="Old", description="Old text", price="5.00", stock=3, category_id=category["id"]
+    )
+    url = f"{PRODUCTS}/{product['id']}"
+
+    body = {"name": "New", "description": "New text", "price": "6.50", "stock": 0, "category_id": other["id"]}
+    response = await client.put(url, json=body, headers=admin_headers)
+    assert response.status_code == 200, response.text
+    replaced = response.json()
+    assert {key: replaced[key] for key in body} == body
+    assert (replaced["id"], replaced["created_at"]) == (product["id"], product["created_at"])
+    assert aware(replaced["updated_at"]) >= aware(product["updated_at"])
+
+    # Optional fields left out are reset, not kept.
+    response = await client.put(url, json={"name": "Bare", "price": "1.00", "stock": 1}, headers=admin_headers)
+    assert response.status_code == 200, response.text
+    assert (response.json()["description"], response.json()["category_id"]) == ("", None)
+    assert (await client.get(url, headers=admin_headers)).json() == response.json()
+
+    # Required fields left out are refused, and the product stays as it was.
+    before = (await client.get(url, headers=admin_headers)).json()
+    assert_invalid(await client.put(url, json={"name": "Nameless"}, headers=admin_headers), "body", "price")
+    assert (await client.get(url, headers=admin_headers)).json() == before
+
+
+async def test_delete_removes_the_product_and_unknown_ids_are_404(client: AsyncClient, admin_headers: dict) -> None:
+    kept = await create_product(client, admin_headers, name="Kept hammer")
+    gone = await create_product(client, admin_headers, name="Gone hammer", price="10.00", stock=0)
+    url = f"{PRODUCTS}/{gone['id']}"
+
+    response = await client.delete(url, headers=admin_headers)
+    assert response.status_code == 204
+    assert response.content == b""
+
+    # The deleted id, like one that never existed, is 404 for every method.
+    for target in (url, f"{PRODUCTS}/999999"):
+        for method, body in [("get", None), ("put", VALID), ("delete", None)]:
+            assert_problem(await client.request(method, target, json=body, headers=admin_headers), 404, "not_found")
+    # Absent from every list, whichever filter would have matched it.
+    for params, expected in [
+        ({}, [kept["id"]]),
+        ({"q": "hammer"}, [kept["id"]]),
+        ({"q": "gone"}, []),
+        ({"in_stock": "false"}, []),
+        ({"min_price": "10.00"}, [kept["id"]]),
+        ({"sort": "-id"}, [kept["id"]]),
+    ]:
+        assert await ids_of(client, admin_headers, **params) == expected, params
+    listing = (await client.get(PRODUCTS, headers=admin_headers)).json()
+    assert (listing["total"], [item["id"] for item in listing["items"]]) == (1, [kept["id"]])
+
+
+# Validation
+
+INVALID_FIELDS: list[tuple[str, Any]] = [
+    ("name", ""),
+    ("name", "   "),
+    ("name", "x" * 201),
+    ("name", None),
+    ("name", 12),
+    ("description", "x" * 5001),
+    ("description", 5),
+    ("price", "0"),
+    ("price", 0),
+    ("price", "-1.00"),
+    ("price", "1000000.01"),
+    ("price", "1.001"),
+    ("price", 1.001),
+    ("price", "NaN"),
+    ("price", "Infinity"),
+    ("price", "abc"),
+    ("price", None),
+    ("price", True),
+    ("stock", "5"),
+    ("stock", 5.5),
+    ("stock", 5.0),
+    ("stock", True),
+    ("stock", -1),
+    ("stock", 1_000_000_001),
+    ("stock", None),
+    ("category_id", "1"),
+    ("category_id", 0),
+    ("category_id", True),
+    ("id", 1),
+    ("deleted_at", None),
+    ("created_at", "2020-01-01T00:00:00Z"),
+]
+MISSING_FIELDS = ["name", "price", "stock"]
+
+
+async def test_invalid_bodies_are_refused_and_change_nothing(client: AsyncClient, admin_headers: dict) -> None:
+    category = await create_category(client, admin_headers)
+    product = await create_product(client, admin_headers, category_id=category["id"])
+    url = f"{PRODUCTS}/{product['id']}"
+    body = {**VALID, "category_id": category["id"]}
+    bodies = [({**body, field: value}, field) for field, value in INVALID_FIELDS]
+    bodies += [({key: value for key, value in body.items() if key != field}, field) for field in MISSING_FIELDS]
+    before = await catalogue(client, admin_headers)
+    fields_checked_on_put = set()
+    for invalid, field in bodies:
+        assert_invalid(await client.post(PRODUCTS, json=invalid, headers=admin_headers), "body", field)
+        if field not in fields_checked_on_put:  # PUT shares POST's schema: one case per field shows it applies
+            fields_checked_on_put.add(field)
+            assert_invalid(await client.put(url, json=invalid, headers=admin_headers), "body", field)
+    for not_an_object in ([body], "Hammer", 5):
+        assert_invalid(await client.post(PRODUCTS, json=not_an_object, headers=admin_headers), "body")
+    # Well-formed, but naming a category that does not exist.
+    unknown_category = {**body, "category_id": 999999}
+    assert_problem(await client.post(PRODUCTS, json=unknown_category, headers=admin_headers), 400, "unknown_category")
+    assert_problem(await client.put(url, json=unknown_category, headers=admin_headers), 400, "unknown_category")
+    json_headers = {**admin_headers, "Content-Type": "application/json"}
+    for malformed in (b'{"name": "Hammer",', b"not json", b'{"name": "Hammer", "price": "1.00", "stock": 1'):
+        assert_problem(await client.post(PRODUCTS, content=malformed, headers=json_headers), 400, "malformed_json")
+    assert await catalogue(client, admin_headers) == before
+
+
+async def test_boundary_and_optional_values_are_accepted(client: AsyncClient, admin_headers: dict) -> None:
+    # Money is accepted as a string or a number, and returned as a string with two decimals.
+    sent_and_returned = [("19.9", "19.90"), (7, "7.00"), ("0.01", "0.01"), (1000000, "1000000.00"), (0.5, "0.50")]
+    for sent, returned in sent_and_returned:
+        response = await client.post(PRODUCTS, json={**VALID, "price": sent}, headers=admin_headers)
+        assert response.status_code == 201, response.text
+        assert response.json()["price"] == returned
+        assert (await client.get(response.headers["location"], headers=admin_headers)).json()["price"] == returned
+
+    edges = {"name": "x" * 200, "description": "d" * 5000, "price": "1000000.00", "stock": 1_000_000_000}
+    response = await client.post(PRODUCTS, json={**VALID, **edges}, headers=admin_headers)
+    assert response.status_code == 201, response.text
+    assert {key: response.json()[key] for key in edges} == edges
+    response = await client.post(PRODUCTS, json={**VALID, "stock": 0}, headers=admin_headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["stock"] == 0
+    # description and category_id are optional.
+    response = await client.post(PRODUCTS, json={"name": "A", "price": 1, "stock": 1}, headers=admin_headers)
+    assert response.status_code == 201, response.text
+    assert (response.json()["description"], response.json()["category_id"]) == ("", None)
+
+
+async def test_bad_path_and_query_are_422_and_problems_carry_the_request_id(
+    client: AsyncClient, user_headers: dict
+) -> None:
+    for bad_id in ["0", "-1", "abc", "1.5", str(2**31)]:
+        assert_invalid(await client.get(f"{PRODUCTS}/{bad_id}", headers=user_headers), "path", "id")
+    bad_queries = [
+        {"page": 0},
+        {"page": -1},
+        {"page": "one"},
+        {"size": 0},
+        {"size": 101},
+        {"size": "all"},
+        {"category_id": 0},
+        {"category_id": "garden"},
+        {"min_price": "cheap"},
+        {"min_price": "-1"},
+        {"min_price": "NaN"},
+        {"max_price": "Infinity"},
+        {"max_price": "1.001"},
+        {"in_stock": "maybe"},
+        {"sort": "stock"},
+        {"sort": "-"},
+        {"sort": "--id"},
+        {"sort": "ID"},
+        {"sort": "name,id"},
+        {"sort": "+price"},
+        {"sort": ""},
+        {"sort": "id; DROP TABLE products"},
+    ]
+    for params in bad_queries:
+        name = next(iter(params))
+        assert_invalid(await client.get(PRODUCTS, params=params, headers=user_headers), "query", name)
+
+    # The client's own id is echoed when it is acceptable; otherwise the service makes one up.
+    for own in ("client-Req_1.2", "x" * 128):
+        response = await client.get(f"{PRODUCTS}/999999", headers={**user_headers, "X-Request-ID": own})
+        assert assert_problem(response, 404)["request_id"] == own
+
+    for unacceptable in ("has space", "x" * 129, "semi;colon", ""):
+        response = await client.get(f"{PRODUCTS}/999999", headers={**user_headers, "X-Request-ID": unacceptable})
+        assert assert_problem(response, 404)["request_id"] not in (unacceptable, "")
+
+    # Unknown routes and wrong methods are problem details too.
+    assert_problem(await client.get("/api/v1/no-such-thing", headers=user_headers), 404)
+    assert_problem(await client.patch(PRODUCTS, json={}, headers=user_headers), 405)
+
+
+# Lists: order, filters, pages
+
+
+async def test_every_sort_key_in_both_directions(client: AsyncClient, admin_headers: dict) -> None:
+    # Each key orders the four products differently from their ids, and from every other key.
+    rows = [("Delta", "3.00", 3), ("Alpha", "20.00", 1), ("Charlie", "100.00", 4), ("Bravo", "9.99", 2)]
+    ids = [(await create_product(client, admin_headers, name=name, price=price))["id"] for name, price, _ in rows]
+    # created_at is set outright, so the order does not hinge on the clock.
+    epoch = datetime(2026, 1, 1, tzinfo=UTC)
+    async with client.app.state.database.sessionmaker() as session:  # type: ignore[attr-defined]
+        for product_id, (_, _, rank) in zip(ids, rows, strict=True):
+            created = epoch + timedelta(minutes=rank)
+            await session.execute(update(Product).where(Product.id == product_id).values(created_at=created))
+        await session.commit()
+
+    def by(key: Any) -> list[int]:
+        return [product_id for product_id, _ in sorted(zip(ids, rows, strict=True), key=key)]
+
+    expected = {
+        "id": ids,
+        "name": by(lambda pair: pair[1][0]),
+        "price": by(lambda pair: float(pair[1][1])),
+        "created_at": by(lambda pair: pair[1][2]),
+    }
+    assert len({tuple(order) for order in expected.values()}) == 4
+    for key, ascending in expected.items():
+        assert await ids_of(client, admin_headers, sort=key) == ascending, key
+        assert await ids_of(client, admin_headers, sort=f"-{key}") == ascending[::-1], f"-{key}"
+    # The default is by id.
+    assert await ids_of(client, admin_headers) == ids
+
+
+async def test_filters(client: AsyncClient, admin_headers: dict) -> None:
+    tools = await create_category(client, admin_headers, "Tools")
+    garden = await create_category(client, admin_headers, "Garden")
+    made = {}
+    for name, price, stock, category in [
+        ("Claw Hammer", "10.00", 5, tools),
+        ("Sledge HAMMER", "25.50", 0, tools),
+        ("Garden Hose", "9.99", 2, garden),
+        ("100% Wool Gloves", "10.01", 0, garden),
+        ("Plain Gloves", "4.00", 7, None),
+        ("O'Brien's \"Best\"; DROP TABLE products; --", "50.00", 1, None),
+    ]:
+        category_id = category["id"] if category else None
+        created = await create_product(
+            client, admin_headers, name=name, price=price, stock=stock, category_id=category_id
+        )
+        made[name] = created["id"]
+
+    def named(*names: str) -> list[int]:
+        return sorted(made[name] for name in names)
+
+    cases: list[tuple[dict[str, Any], list[int]]] = [
+        ({"category_id": tools["id"]}, named("Claw Hammer", "Sledge HAMMER")),
+        ({"category_id": garden["id"]}, named("Garden Hose", "100% Wool Gloves")),
+        ({"category_id": 999999}, []),
+        ({"q": "hammer"}, named("Claw Hammer", "Sledge HAMMER")),
+        ({"q": "HaMmEr"}, named("Claw Hammer", "Sledge HAMMER")),
+        ({"q": "%"}, named("100% Wool Gloves")),
+        ({"q": "_"}, []),
+        ({"q": "gloves"}, named("100% Wool Gloves", "Plain Gloves")),
+        # Quotes and SQL in a name or a query are just text.
+        ({"q": '\'s "best"; drop table'}, named("O'Brien's \"Best\"; DROP TABLE products; --")),
+        # Both bounds are inclusive, and compared as amounts, not text.
+        ({"min_price": "10.00", "max_price": "30"}, named("Claw Hammer", "Sledge HAMMER", "100% Wool Gloves")),
+        ({"min_price": "10", "max_price": "30"}, named("Claw Hammer", "Sledge HAMMER", "100% Wool Gloves")),
+        ({"min_price": "50.00"}, named("O'Brien's \"Best\"; DROP TABLE products; --")),
+        ({"max_price": "10.00"}, named("Claw Hammer", "Garden Hose", "Plain Gloves")),
+        ({"min_price": "9.99", "max_price": "10.01"}, named("Claw Hammer", "Garden Hose", "100% Wool Gloves")),
+        ({"min_price": "10.00", "max_price": "10.00"}, named("Claw Hammer")),
+        ({"min_price": "30", "max_price": "49.99"}, []),
+        ({"in_stock": "true", "max_price": "49.99"}, named("Claw Hammer", "Garden Hose", "Plain Gloves")),
+        ({"in_stock": "false"}, named("Sledge HAMMER", "100% Wool Gloves")),
+        ({"category_id": tools["id"], "in_stock": "true"}, named("Claw Hammer")),
+        ({"q": "gloves", "max_price": "5", "in_stock": "true"}, named("Plain Gloves")),
+        ({}, named(*made)),
+    ]
+    results = {}
+    for params, _ in cases:
+        response = await client.get(PRODUCTS, params=params, headers=admin_headers)
+        assert response.status_code == 200, (params, response.text)
+        body = response.json()
+        assert body["total"] == len(body["items"]), params
+        results[str(params)] = sorted(item["id"] for item in body["items"])
+    assert results == {str(params): expected for params, expected in cases}
+
+
+async def test_pages(client: AsyncClient, admin_headers: dict) -> None:
+    empty = await client.get(PRODUCTS, headers=admin_headers)
+    assert empty.json() == {"items": [], "total": 0, "page": 1, "size": 20, "pages": 0}
+
+    ids = [(await create_product(client, admin_headers))["id"] for _ in range(21)]
+    # Defaults: page 1 of size 20.
+    first = (await client.get(PRODUCTS, headers=admin_headers)).json()
+    assert [item["id"] for item in first["items"]] == ids[:20]
+    assert (first["total"], first["page"], first["size"], first["pages"]) == (21, 1, 20, 2)
+    seen: list[int] = []
+    for page in (1, 2, 3):
+        body = (await client.get(PRODUCTS, params={"page": page, "size": 10}, headers=admin_headers)).json()
+        assert (body["total"], body["page"], body["size"], body["pages"]) == (21, page, 10, 3)
+        seen += [item["id"] for item in body["items"]]
+    assert seen == ids
+
+    # Past the last page: 200, no items, the totals still right.
+    for page in (4, 1000):
+        response = await client.get(PRODUCTS, params={"page": page, "size": 10}, headers=admin_headers)
+        assert response.status_code == 200
+        assert response.json() == {"items": [], "total": 21, "page": page, "size": 10, "pages": 3}
+
+    for size, pages in ((1, 21), (100, 1)):
+        body = (await client.get(PRODUCTS, params={"size": size}, headers=admin_headers)).json()
+        assert (len(body["items"]), body["size"], body["pages"]) == (min(size, 21), size, pages)
+    # Filters count toward total and pages too.
+    filtered = (await client.get(PRODUCTS, params={"max_price": "5"}, headers=admin_headers)).json()
+    assert (filtered["total"], filtered["pages"]) == (0, 0)
+
+
+# Roles, errors and the general rules
+
+
+async def test_everyone_signed_in_may_read_only_an_admin_may_write(
+    client: AsyncClient, admin_headers: dict, user_headers: dict, guest_headers: dict
+) -> None:
+    product = await create_product(client, admin_headers)
+    url = f"{PRODUCTS}/{product['id']}"
+    for headers in (user_headers, guest_headers):
+        assert (await client.get(PRODUCTS, headers=headers)).json()["items"] == [product]
+        assert (await client.get(url, headers=headers)).json() == product
+
+    before = await catalogue(client, admin_headers)
+    for method, target, body in [
+        ("post", PRODUCTS, VALID),
+        ("post", PRODUCTS, {"price": "0"}),  # the role is judged before the body
+        ("put", url, VALID),
+        ("delete", url, None),
+    ]:
+        for headers in (user_headers, guest_headers):
+            assert_problem(await client.request(method, target, json=body, headers=headers), 403)
+        response = await client.request(method, target, json=body)
+        assert_problem(response, 401)
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    assert_problem(await client.get(url), 401)
+    assert await catalogue(client, admin_headers) == before
