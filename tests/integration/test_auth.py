@@ -1,0 +1,473 @@
+"""Registration, login, refresh-token rotation, logout and per-request account checks, on each backend."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import pytest
+from sqlalchemy import func, select, update
+
+from auth.jwt import create_access_token
+from auth.roles import Role
+from auth.security import hash_refresh_token
+from models import RefreshToken, RevokedAccessToken, User
+from services import maintenance
+from services.revocation import REDIS_KEY_PREFIX
+from tests.helpers import PASSWORD, bearer, login, register, set_role, unique
+
+REGISTER = "/api/v1/auth/register"
+LOGIN = "/api/v1/auth/login"
+REFRESH = "/api/v1/auth/refresh"
+LOGOUT = "/api/v1/auth/logout"
+ME = "/api/v1/users/me"
+PROBLEM = "application/problem+json"
+
+
+async def scalar(client, statement) -> Any:
+    async with client.app.state.database.sessionmaker() as session:
+        return (await session.execute(statement)).scalar()
+
+
+async def user_count(client) -> int:
+    return await scalar(client, select(func.count()).select_from(User))
+
+
+async def set_active(client, user_id: int, active: bool) -> None:
+    async with client.app.state.database.sessionmaker() as session:
+        await session.execute(update(User).where(User.id == user_id).values(is_active=active))
+        await session.commit()
+
+
+def assert_unauthorized(response, code: str | None = None, case: object = None) -> None:
+    assert response.status_code == 401, (case, response.text)
+    assert response.headers["WWW-Authenticate"] == "Bearer", case
+    assert response.headers["content-type"] == PROBLEM, case
+    body = response.json()
+    assert body["status"] == 401, case
+    assert body["request_id"] == response.headers["X-Request-ID"], case
+    if code is not None:
+        assert body["code"] == code, (case, body)
+
+
+async def refresh(client, token: str):
+    return await client.post(REFRESH, json={"refresh_token": token})
+
+
+async def refreshed(client, token: str) -> dict[str, Any]:
+    response = await refresh(client, token)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def me_status(client, access_token: str) -> int:
+    return (await client.get(ME, headers=bearer(access_token))).status_code
+
+
+# Registration
+
+
+async def test_register_creates_a_user_and_never_returns_the_hash(client):
+    response = await client.post(
+        REGISTER, json={"username": "Alice_1.x-y", "email": "Alice@Example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {"id", "username", "email", "role", "is_active", "created_at"}
+    assert response.headers["Location"] == f"/api/v1/users/{body['id']}"
+    assert body["username"] == "Alice_1.x-y"
+    assert body["role"] == "user"
+    assert body["is_active"] is True
+    assert datetime.fromisoformat(body["created_at"]).utcoffset() is not None
+    assert PASSWORD not in response.text
+    stored = await scalar(client, select(User.hashed_password).where(User.id == body["id"]))
+    assert stored.startswith("$2b$04$")  # bcrypt at the configured cost, never the password itself
+    tokens = await login(client, "alice_1.x-y")
+    located = await client.get(response.headers["Location"], headers=bearer(tokens["access_token"]))
+    assert located.json() == body
+
+
+async def test_duplicate_username_or_email_is_409_case_insensitively(client):
+    await client.post(REGISTER, json={"username": "alice", "email": "alice@example.com", "password": PASSWORD})
+    for username, email, code in [
+        ("ALICE", "other@example.com", "username_taken"),
+        ("bob", "ALICE@example.COM", "email_taken"),
+        ("alice", "alice@example.com", "username_taken"),
+    ]:
+        response = await client.post(REGISTER, json={"username": username, "email": email, "password": PASSWORD})
+        assert response.status_code == 409, (username, email)
+        assert response.json()["code"] == code, (username, email)
+    assert await user_count(client) == 1
+
+
+VALID_REGISTRATION = {"username": "carol", "email": "carol@example.com", "password": PASSWORD}
+INVALID_REGISTRATIONS = [
+    ("username", "ab"),
+    ("username", "a" * 33),
+    ("username", "with space"),
+    ("username", "slash/name"),
+    ("username", "émile"),
+    ("username", "<script>"),
+    ("username", ""),
+    ("username", 123),
+    ("email", "not-an-address"),
+    ("email", "carol@"),
+    ("email", "@example.com"),
+    ("email", ""),
+    ("password", "seven77"),  # 7 bytes
+    ("password", "ab€"),  # 5 bytes
+    ("password", "€" * 24 + "a"),  # 73 bytes in 25 characters
+    ("password", "a" * 73),
+    ("password", 12345678),
+]
+
+
+async def test_every_registration_rule_is_enforced(client):
+    cases = [*INVALID_REGISTRATIONS, *[(field, ...) for field in VALID_REGISTRATION]]
+    for field, value in cases:
+        body = {**VALID_REGISTRATION, field: value}
+        if value is ...:
+            del body[field]
+        response = await client.post(REGISTER, json=body)
+        assert response.status_code == 422, (field, value, response.text)
+        problem = response.json()
+        assert problem["code"] == "validation_error"
+        assert [issue["loc"][:2] for issue in problem["errors"]] == [["body", field]], (field, value)
+    assert await user_count(client) == 0
+
+
+async def test_boundary_registrations_are_accepted_and_can_log_in(client):
+    for username, password in [
+        ("abc", "eight888"),  # shortest username, 8-byte password
+        ("a" * 32, "a" * 72),  # longest username, 72-byte password
+        ("x.y_z-1", "é" * 4),  # 8 bytes in 4 characters
+        ("multi", "€" * 24),  # 72 bytes in 24 characters
+    ]:
+        await register(client, username=username, password=password)
+        await login(client, username, password)
+        # A longer password that shares the first 72 bytes must not match: nothing is truncated.
+        response = await client.post(LOGIN, json={"username": username, "password": password + "x"})
+        assert_unauthorized(response, "invalid_credentials", case=username)
+
+
+# Login
+
+
+async def test_login_with_json_or_oauth2_form_by_username_or_email(client):
+    user = await register(client)
+    settings = client.app.state.settings
+    for send, name in [
+        ("json", user["username"]),
+        ("json", user["email"].upper()),
+        ("data", user["username"].upper()),
+        ("data", user["email"]),
+    ]:
+        fields = {"username": name, "password": PASSWORD}
+        if send == "data":
+            fields["grant_type"] = "password"  # what the docs' Authorize button sends
+        response = await client.post(LOGIN, **{send: fields})
+        assert response.status_code == 200, (send, name, response.text)
+        tokens = response.json()
+        assert set(tokens) == {"access_token", "refresh_token", "token_type", "expires_in"}
+        assert tokens["token_type"] == "bearer"
+        assert tokens["expires_in"] == 900
+        claims = jwt.decode(tokens["access_token"], settings.jwt_secret, algorithms=[settings.jwt_algorithm])
+        assert claims["sub"] == str(user["id"])
+        assert claims["role"] == "user"
+        assert claims["type"] == "access"
+        assert claims["exp"] - claims["iat"] == 900
+        me = await client.get(ME, headers=bearer(tokens["access_token"]))
+        assert me.json()["id"] == user["id"]
+        # Only the hash of the refresh token is stored.
+        stored = await scalar(
+            client, select(func.count()).where(RefreshToken.token_hash == hash_refresh_token(tokens["refresh_token"]))
+        )
+        assert stored == 1
+
+
+def without_request_id(response) -> dict[str, Any]:
+    return {name: value for name, value in response.json().items() if name != "request_id"}
+
+
+@pytest.mark.parametrize("form", [False, True], ids=["json", "form"])
+async def test_unknown_user_and_wrong_password_get_the_same_401(client, form):
+    user = await register(client)
+    send = "data" if form else "json"
+    wrong_password = await client.post(LOGIN, **{send: {"username": user["username"], "password": "wrong-password"}})
+    unknown_user = await client.post(LOGIN, **{send: {"username": "nobody-here", "password": PASSWORD}})
+    for response in (wrong_password, unknown_user):
+        assert_unauthorized(response, "invalid_credentials")
+    assert without_request_id(wrong_password) == without_request_id(unknown_user)
+    assert wrong_password.headers["content-length"] == unknown_user.headers["content-length"]
+
+
+async def test_disabled_account_gets_403_only_with_the_right_password(client):
+    user = await register(client)
+    await set_active(client, user["id"], False)
+    right = await client.post(LOGIN, json={"username": user["username"], "password": PASSWORD})
+    assert right.status_code == 403
+    assert right.json()["code"] == "account_disabled"
+    # A wrong password tells nothing about the account's state.
+    wrong = await client.post(LOGIN, json={"username": user["username"], "password": "wrong-password"})
+    assert_unauthorized(wrong, "invalid_credentials")
+    assert await scalar(client, select(func.count()).select_from(RefreshToken)) == 0
+
+
+async def test_malformed_login_requests_are_refused(client):
+    for case, request_kwargs, status in [
+        ("no-password", {"json": {"username": "someone"}}, 422),
+        ("extra-field", {"json": {"username": "someone", "password": PASSWORD, "role": "admin"}}, 422),
+        ("empty-username", {"json": {"username": "", "password": PASSWORD}}, 422),
+        ("form-no-password", {"data": {"username": "someone"}}, 422),
+        ("bad-json", {"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 400),
+        ("text-plain", {"content": b"username=x", "headers": {"Content-Type": "text/plain"}}, 415),
+    ]:
+        response = await client.post(LOGIN, **request_kwargs)
+        assert response.status_code == status, (case, response.text)
+        assert response.headers["content-type"] == PROBLEM, case
+
+
+# Refresh tokens
+
+
+async def test_refresh_rotates_the_pair(client):
+    user = await register(client)
+    first = await login(client, user["username"])
+    second = await refreshed(client, first["refresh_token"])
+    third = await refreshed(client, second["refresh_token"])
+    assert len({first["refresh_token"], second["refresh_token"], third["refresh_token"]}) == 3
+    assert second["access_token"] != first["access_token"]
+    assert second["token_type"] == "bearer"
+    assert second["expires_in"] == 900
+    assert await me_status(client, third["access_token"]) == 200
+
+
+async def test_reused_refresh_token_revokes_its_whole_family(client):
+    user = await register(client)
+    first = await login(client, user["username"])
+    other_family = await login(client, user["username"])
+    second = await refreshed(client, first["refresh_token"])
+
+    assert_unauthorized(await refresh(client, first["refresh_token"]), "invalid_token")
+    # Whoever replayed the old token might hold the new one too: the newest sibling is dead as well.
+    assert_unauthorized(await refresh(client, second["refresh_token"]))
+    assert_unauthorized(await refresh(client, first["refresh_token"]))
+    # Another login of the same user is another family and keeps working.
+    await refreshed(client, other_family["refresh_token"])
+
+
+async def test_refresh_refuses_anything_but_a_live_refresh_token(client):
+    user = await register(client)
+    tokens = await login(client, user["username"])
+    assert (await refresh(client, "")).status_code == 422
+    assert_unauthorized(await refresh(client, tokens["access_token"]), "invalid_token", case="access token")
+    assert_unauthorized(await refresh(client, "x" * 43), "invalid_token", case="unknown")
+    async with client.app.state.database.sessionmaker() as session:
+        await session.execute(update(RefreshToken).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        await session.commit()
+    assert_unauthorized(await refresh(client, tokens["refresh_token"]), "invalid_token", case="expired")
+
+
+async def test_refresh_of_a_disabled_account_is_403_and_ends_the_family(client):
+    user = await register(client)
+    tokens = await login(client, user["username"])
+    await set_active(client, user["id"], False)
+    response = await refresh(client, tokens["refresh_token"])
+    assert response.status_code == 403
+    assert response.json()["code"] == "account_disabled"
+    await set_active(client, user["id"], True)
+    assert_unauthorized(await refresh(client, tokens["refresh_token"]))
+
+
+async def test_refreshed_access_token_carries_the_current_role(client):
+    user = await register(client)
+    tokens = await login(client, user["username"])
+    await set_role(client, user["id"], Role.GUEST)
+    pair = await refreshed(client, tokens["refresh_token"])
+    settings = client.app.state.settings
+    assert jwt.decode(pair["access_token"], settings.jwt_secret, algorithms=["HS256"])["role"] == "guest"
+
+
+# Logout
+
+
+async def assert_revocation_stored(client, backend, access_token: str) -> None:
+    """Redis holds revocations when configured (until the token would expire anyway), else the database."""
+    settings = client.app.state.settings
+    claims = jwt.decode(access_token, settings.jwt_secret, algorithms=["HS256"])
+    rows = await scalar(client, select(func.count()).select_from(RevokedAccessToken))
+    if backend.redis_url:
+        ttl = await client.app.state.redis.ttl(REDIS_KEY_PREFIX + claims["jti"])
+        assert 0 < ttl <= settings.access_token_ttl_seconds + 1
+        assert rows == 0
+    else:
+        stored = await scalar(client, select(RevokedAccessToken.expires_at))
+        assert rows == 1
+        assert int(stored.timestamp()) == claims["exp"]
+
+
+async def test_logout_revokes_the_access_token_and_the_named_family(client, backend, app_client):
+    user = await register(client)
+    first = await login(client, user["username"])
+    other_session = await login(client, user["username"])
+    second = await refreshed(client, first["refresh_token"])
+
+    # The named token was already used: its family still ends.
+    response = await client.post(
+        LOGOUT, json={"refresh_token": first["refresh_token"]}, headers=bearer(second["access_token"])
+    )
+    assert response.status_code == 204
+    assert response.content == b""
+
+    assert_unauthorized(await client.get(ME, headers=bearer(second["access_token"])), "token_revoked")
+    assert_unauthorized(await refresh(client, second["refresh_token"]))
+    # Only that access token and that family: another session of the same user is untouched.
+    assert await me_status(client, other_session["access_token"]) == 200
+    await refreshed(client, other_session["refresh_token"])
+    await assert_revocation_stored(client, backend, second["access_token"])
+    # Another process sharing the database (and Redis) refuses the token too.
+    async with app_client() as other_process:
+        assert_unauthorized(await other_process.get(ME, headers=bearer(second["access_token"])), "token_revoked")
+
+
+async def test_logout_without_a_body_keeps_the_refresh_family(client):
+    user = await register(client)
+    tokens = await login(client, user["username"])
+    response = await client.post(LOGOUT, headers=bearer(tokens["access_token"]))
+    assert response.status_code == 204
+    assert await me_status(client, tokens["access_token"]) == 401
+    await refreshed(client, tokens["refresh_token"])
+
+
+async def test_logout_answers_204_whatever_refresh_token_is_named(client):
+    victim = await login(client, (await register(client))["username"])
+    for named in ["unknown", "another-users", "own-unused", "own-used", "none"]:
+        user = await register(client)
+        tokens = await login(client, user["username"])
+        own_used = tokens["refresh_token"]
+        if named == "own-used":
+            tokens = {**await refreshed(client, own_used), "access_token": tokens["access_token"]}
+        refresh_token = {
+            "unknown": "x" * 43,
+            "another-users": victim["refresh_token"],
+            "own-unused": tokens["refresh_token"],
+            "own-used": own_used,
+        }.get(named)
+        body = {} if refresh_token is None else {"refresh_token": refresh_token}
+        response = await client.post(LOGOUT, json=body, headers=bearer(tokens["access_token"]))
+        assert response.status_code == 204, named
+        assert await me_status(client, tokens["access_token"]) == 401, named
+    # Naming someone else's token must not log them out.
+    assert await me_status(client, victim["access_token"]) == 200
+    await refreshed(client, victim["refresh_token"])
+
+
+async def test_logout_needs_a_live_access_token_of_an_active_user(client):
+    user = await register(client)
+    tokens = await login(client, user["username"])
+    assert_unauthorized(await client.post(LOGOUT), "not_authenticated")
+    assert_unauthorized(await client.post(LOGOUT, headers=bearer(tokens["refresh_token"])), "invalid_token")
+
+    await set_active(client, user["id"], False)
+    disabled = await client.post(LOGOUT, headers=bearer(tokens["access_token"]))
+    assert disabled.status_code == 403
+    assert disabled.json()["code"] == "account_disabled"
+    await set_active(client, user["id"], True)
+
+    assert (await client.post(LOGOUT, headers=bearer(tokens["access_token"]))).status_code == 204
+    assert_unauthorized(await client.post(LOGOUT, headers=bearer(tokens["access_token"])), "token_revoked")
+
+
+# Every request checks the token and the account as they are now
+
+
+def forged(client, **changes: Any) -> str:
+    settings = client.app.state.settings
+    values = {
+        "user_id": 1,
+        "role": "admin",
+        "secret": settings.jwt_secret,
+        "algorithm": settings.jwt_algorithm,
+        "ttl_seconds": 900,
+    }
+    values.update(changes)
+    return create_access_token(**values)[0]
+
+
+async def test_bad_access_tokens_are_401(client):
+    admin_id = (await register(client))["id"]
+    await set_role(client, admin_id, Role.ADMIN)
+    settings = client.app.state.settings
+    now = int(datetime.now(UTC).timestamp())
+    refresh_typed = jwt.encode(
+        {"sub": str(admin_id), "role": "admin", "type": "refresh", "jti": "j", "iat": now, "exp": now + 60},
+        settings.jwt_secret,
+        algorithm="HS256",
+    )
+    cases = {
+        "expired": "Bearer " + forged(client, user_id=admin_id, now=datetime.now(UTC) - timedelta(hours=1)),
+        "other-secret": "Bearer " + forged(client, user_id=admin_id, secret="s" * 64),
+        "refresh-type": "Bearer " + refresh_typed,
+        "unknown-user": "Bearer " + forged(client, user_id=admin_id + 1000),
+        "no-scheme": forged(client, user_id=admin_id),
+        "basic": "Basic YWRtaW46YWRtaW4=",
+        "bare-scheme": "Bearer",
+        "blank-token": "Bearer  ",
+        "garbage": "Bearer not.a.token",
+    }
+    for case, header in cases.items():
+        assert_unauthorized(await client.get("/api/v1/users", headers={"Authorization": header}), case=case)
+    # The same forger with the right key and scheme gets in: the token alone decided above.
+    assert (await client.get("/api/v1/users", headers=bearer(forged(client, user_id=admin_id)))).status_code == 200
+
+
+async def test_role_change_and_deactivation_apply_to_the_next_request(client, admin_headers):
+    user = await register(client)
+    token = bearer((await login(client, user["username"]))["access_token"])  # role "user" inside
+
+    async def patch(**changes: Any) -> None:
+        response = await client.patch(f"/api/v1/users/{user['id']}", json=changes, headers=admin_headers)
+        assert response.status_code == 200, response.text
+
+    assert (await client.get("/api/v1/users", headers=token)).status_code == 403
+    await patch(role="admin")
+    assert (await client.get("/api/v1/users", headers=token)).status_code == 200
+    await patch(role="guest")
+    order = await client.post("/api/v1/orders", json={"items": [{"product_id": 1, "quantity": 1}]}, headers=token)
+    assert order.status_code == 403
+    assert (await client.get(ME, headers=token)).json()["role"] == "guest"
+    await patch(is_active=False)
+    disabled = await client.get(ME, headers=token)
+    assert disabled.status_code == 403
+    assert disabled.json()["code"] == "account_disabled"
+    await patch(is_active=True)
+    assert (await client.get(ME, headers=token)).status_code == 200
+
+
+# Housekeeping
+
+
+async def test_purge_removes_expired_token_rows_and_keeps_live_ones(client):
+    user = await register(client)
+    expired_refresh = await login(client, user["username"])
+    live_refresh = await login(client, user["username"])
+    now = datetime.now(UTC)
+    async with client.app.state.database.sessionmaker() as session:
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == hash_refresh_token(expired_refresh["refresh_token"]))
+            .values(expires_at=now - timedelta(seconds=1))
+        )
+        session.add_all(
+            [
+                RevokedAccessToken(jti=unique("expired-jti-"), expires_at=now - timedelta(seconds=1)),
+                RevokedAccessToken(jti="live-jti", expires_at=now + timedelta(minutes=10)),
+            ]
+        )
+        await session.commit()
+        removed = await maintenance.purge_expired(session=session, idempotency_ttl=timedelta(days=1))
+    assert removed == 2
+    assert await scalar(client, select(RevokedAccessToken.jti)) == "live-jti"
+    remaining = await scalar(client, select(RefreshToken.token_hash))
+    assert remaining == hash_refresh_token(live_refresh["refresh_token"])
+    assert await scalar(client, select(func.count()).select_from(RefreshToken)) == 1
+    await refreshed(client, live_refresh["refresh_token"])

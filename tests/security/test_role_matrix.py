@@ -1,0 +1,259 @@
+"""Who may call what: every endpoint of the contract against every kind of caller, and the OpenAPI that says so."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from httpx import ASGITransport, AsyncClient
+
+from auth.roles import Role
+from main import create_app
+from tests.helpers import PASSWORD, create_category, create_product, place_order, register, signed_in, unique
+
+API = "/api/v1"
+CALLERS = ("anonymous", "guest", "user", "admin")
+
+# Expected status per caller, in the order of CALLERS.
+EVERYONE_200 = (200, 200, 200, 200)
+SIGNED_IN_200 = (401, 200, 200, 200)
+ADMIN_200 = (401, 403, 403, 200)
+ADMIN_201 = (401, 403, 403, 201)
+ADMIN_204 = (401, 403, 403, 204)
+
+
+@dataclass
+class World:
+    """The callers, plus a separate admin and owner who provide fresh targets so that only the caller differs."""
+
+    client: Any
+    setup_admin: dict[str, str]
+    owner: dict[str, Any]
+    owner_headers: dict[str, str]
+    probe_username: str
+    category_id: int
+    product_id: int
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def new_category(self) -> int:
+        return (await create_category(self.client, self.setup_admin))["id"]
+
+    async def new_product(self) -> int:
+        return (await create_product(self.client, self.setup_admin, stock=1_000_000))["id"]
+
+    async def new_order(self) -> int:
+        response = await place_order(self.client, self.owner_headers, [(self.product_id, 1)])
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+
+Request = tuple[str, dict[str, Any]]  # the concrete path and httpx keyword arguments
+Prepare = Callable[[World, str], Awaitable[Request]]
+
+
+def product_body(world: World) -> dict[str, Any]:
+    return {"name": unique("Matrix product "), "price": "9.99", "stock": 5, "category_id": world.category_id}
+
+
+async def register_body(world: World, caller: str) -> Request:
+    name = unique("matrix")
+    return f"{API}/auth/register", {"json": {"username": name, "email": f"{name}@example.com", "password": PASSWORD}}
+
+
+async def login_body(world: World, caller: str) -> Request:
+    return f"{API}/auth/login", {"json": {"username": world.probe_username, "password": PASSWORD}}
+
+
+async def refresh_body(world: World, caller: str) -> Request:
+    _, request = await login_body(world, caller)
+    tokens = (await world.client.post(f"{API}/auth/login", **request)).json()
+    return f"{API}/auth/refresh", {"json": {"refresh_token": tokens["refresh_token"]}}
+
+
+async def owner_profile(world: World, caller: str) -> Request:
+    return f"{API}/users/{world.owner['id']}", {}
+
+
+async def own_profile(world: World, caller: str) -> Request:
+    return f"{API}/users/{world.users.get(caller, world.owner)['id']}", {}
+
+
+async def patch_owner(world: World, caller: str) -> Request:
+    return f"{API}/users/{world.owner['id']}", {"json": {"is_active": True}}
+
+
+async def create_category_body(world: World, caller: str) -> Request:
+    return f"{API}/categories", {"json": {"name": unique("Matrix category ")}}
+
+
+async def existing_category(world: World, caller: str) -> Request:
+    return f"{API}/categories/{world.category_id}", {}
+
+
+async def replace_fresh_category(world: World, caller: str) -> Request:
+    return f"{API}/categories/{await world.new_category()}", {"json": {"name": unique("Renamed ")}}
+
+
+async def fresh_category(world: World, caller: str) -> Request:
+    return f"{API}/categories/{await world.new_category()}", {}
+
+
+async def create_product_body(world: World, caller: str) -> Request:
+    return f"{API}/products", {"json": product_body(world)}
+
+
+async def existing_product(world: World, caller: str) -> Request:
+    return f"{API}/products/{world.product_id}", {}
+
+
+async def replace_fresh_product(world: World, caller: str) -> Request:
+    return f"{API}/products/{await world.new_product()}", {"json": product_body(world)}
+
+
+async def fresh_product(world: World, caller: str) -> Request:
+    return f"{API}/products/{await world.new_product()}", {}
+
+
+async def order_body(world: World, caller: str) -> Request:
+    return f"{API}/orders", {"json": {"items": [{"product_id": world.product_id, "quantity": 1}]}}
+
+
+async def owners_order(world: World, caller: str) -> Request:
+    return f"{API}/orders/{await world.new_order()}", {}
+
+
+async def pay_fresh_order(world: World, caller: str) -> Request:
+    return f"{API}/orders/{await world.new_order()}/status", {"json": {"status": "paid"}}
+
+
+class Row(NamedTuple):
+    method: str
+    template: str
+    expected: tuple[int, int, int, int]
+    prepare: Prepare | None = None
+
+
+MATRIX = [
+    Row("POST", "/api/v1/auth/register", (201, 201, 201, 201), register_body),
+    Row("POST", "/api/v1/auth/login", EVERYONE_200, login_body),
+    Row("POST", "/api/v1/auth/refresh", EVERYONE_200, refresh_body),
+    Row("GET", "/api/v1/users/me", SIGNED_IN_200),
+    Row("GET", "/api/v1/users", ADMIN_200),
+    Row("GET", "/api/v1/users/{id}", ADMIN_200, owner_profile),
+    Row("GET", "/api/v1/users/{id}", SIGNED_IN_200, own_profile),
+    Row("PATCH", "/api/v1/users/{id}", ADMIN_200, patch_owner),
+    Row("GET", "/api/v1/categories", SIGNED_IN_200),
+    Row("POST", "/api/v1/categories", ADMIN_201, create_category_body),
+    Row("GET", "/api/v1/categories/{id}", SIGNED_IN_200, existing_category),
+    Row("PUT", "/api/v1/categories/{id}", ADMIN_200, replace_fresh_category),
+    Row("DELETE", "/api/v1/categories/{id}", ADMIN_204, fresh_category),
+    Row("GET", "/api/v1/products", SIGNED_IN_200),
+    Row("POST", "/api/v1/products", ADMIN_201, create_product_body),
+    Row("GET", "/api/v1/products/{id}", SIGNED_IN_200, existing_product),
+    Row("PUT", "/api/v1/products/{id}", ADMIN_200, replace_fresh_product),
+    Row("DELETE", "/api/v1/products/{id}", ADMIN_204, fresh_product),
+    Row("POST", "/api/v1/orders", (401, 403, 201, 201), order_body),
+    Row("GET", "/api/v1/orders", SIGNED_IN_200),
+    # Someone else's order: it does not exist as far as a non-admin can tell.
+    Row("GET", "/api/v1/orders/{id}", (401, 404, 404, 200), owners_order),
+    Row("PATCH", "/api/v1/orders/{id}/status", ADMIN_200, pay_fresh_order),
+    Row("GET", "/health", EVERYONE_200),
+    Row("GET", "/ready", EVERYONE_200),
+    Row("GET", "/metrics", EVERYONE_200),
+    Row("GET", "/docs", EVERYONE_200),
+    Row("GET", "/redoc", EVERYONE_200),
+    Row("GET", "/openapi.json", EVERYONE_200),
+    # Last: it ends the callers' tokens.
+    Row("POST", "/api/v1/auth/logout", (401, 204, 204, 204)),
+]
+PUBLIC = {(row.method, row.template) for row in MATRIX if row.expected[0] != 401}
+UNDOCUMENTED = {("GET", "/docs"), ("GET", "/redoc"), ("GET", "/openapi.json")}
+
+
+async def build_world(client) -> World:
+    setup_admin, _ = await signed_in(client, Role.ADMIN)
+    owner_headers, owner = await signed_in(client)
+    category_id = (await create_category(client, setup_admin))["id"]
+    product_id = (await create_product(client, setup_admin, stock=1_000_000, category_id=category_id))["id"]
+    world = World(
+        client=client,
+        setup_admin=setup_admin,
+        owner=owner,
+        owner_headers=owner_headers,
+        probe_username=(await register(client))["username"],
+        category_id=category_id,
+        product_id=product_id,
+    )
+    world.headers["anonymous"] = {}
+    for role in Role:
+        world.headers[role.value], world.users[role.value] = await signed_in(client, role)
+    # A disabled account holds a token that was valid when issued; it opens nothing that needs one.
+    world.headers["disabled"], world.users["disabled"] = await signed_in(client, Role.ADMIN)
+    response = await client.patch(
+        f"{API}/users/{world.users['disabled']['id']}", json={"is_active": False}, headers=setup_admin
+    )
+    assert response.status_code == 200
+    return world
+
+
+def expectations(row: Row) -> dict[str, int]:
+    expected = dict(zip(CALLERS, row.expected, strict=True))
+    expected["disabled"] = 403 if row.expected[0] == 401 else row.expected[0]
+    return expected
+
+
+async def test_role_matrix(client):
+    world = await build_world(client)
+    mismatches = []
+    for row in MATRIX:
+        for caller, status in expectations(row).items():
+            path, kwargs = await row.prepare(world, caller) if row.prepare else (row.template, {})
+            response = await client.request(row.method, path, headers=world.headers[caller], **kwargs)
+            problem = response.json() if response.status_code >= 400 else {}
+            if status == 401:
+                wrong = response.headers.get("WWW-Authenticate") != "Bearer"
+            elif status == 403:
+                wanted = "account_disabled" if caller == "disabled" else "insufficient_role"
+                wrong = problem.get("code") != wanted
+            else:
+                wrong = False
+            if response.status_code != status or wrong:
+                mismatches.append(f"{caller} {row.method} {row.template}: {response.status_code} {response.text[:120]}")
+    assert not mismatches, "\n".join(mismatches)
+
+
+async def test_openapi_declares_bearer_on_every_protected_operation(sqlite_backend):
+    # The document depends on the code only, so one backend suffices.
+    app = create_app(sqlite_backend.settings())
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://shop.test") as client:
+        document = (await client.get("/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
+    bearer_schemes = {
+        name
+        for name, scheme in schemes.items()
+        if (scheme["type"], scheme.get("scheme", "").lower()) == ("http", "bearer") or scheme["type"] == "oauth2"
+    }
+    assert any(schemes[name]["type"] == "http" for name in bearer_schemes)
+
+    operations = {
+        (method.upper(), path): operation
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+    # Every documented operation has a row in the matrix above, and the other way round.
+    assert set(operations) == {(row.method, row.template) for row in MATRIX} - UNDOCUMENTED
+    for key, operation in operations.items():
+        requirements = operation.get("security", [])
+        responses = operation["responses"]
+        if key in PUBLIC:
+            assert requirements == [], key
+            continue
+        assert requirements, key
+        # Each alternative is a bearer token: any of them lets a client call the operation.
+        assert all(set(requirement) <= bearer_schemes for requirement in requirements), key
+        assert {"401", "403"} <= set(responses), key
+        assert "WWW-Authenticate" in responses["401"].get("headers", {}), key
+        for status in ("401", "403"):
+            assert "application/problem+json" in responses[status]["content"], (key, status)
+    for path in ("/health", "/ready", "/metrics"):
+        assert "get" in document["paths"][path]
