@@ -1,0 +1,145 @@
+"""SQL injection payloads in every string and id a client can send: refused or taken literally, never run."""
+
+from urllib.parse import quote
+
+import pytest
+
+from auth.roles import Role
+from tests.helpers import create_category, create_product, place_order, register, signed_in, unique
+from tests.security.common import row_counts
+
+PAYLOADS = [
+    "' OR '1'='1",
+    "' OR 1=1 --",
+    '" OR ""="',
+    "1; DROP TABLE products; --",
+    "1) OR (1=1",
+    "Robert'); DROP TABLE users; --",
+    "' UNION SELECT id, username, hashed_password FROM users --",
+    "%' OR name LIKE '%",
+    "_%",
+    "1' AND 1=CAST((SELECT version()) AS int) --",
+    "\\'; DELETE FROM categories; --",
+]
+# Values that must be refused by validation never reach SQL: a few of them show it, the rest add only time.
+REFUSED_PAYLOADS = PAYLOADS[:5]
+TABLES = ("users", "categories", "products", "orders", "order_items")
+
+
+@pytest.fixture
+async def catalogue(client, admin_headers):
+    category = await create_category(client, admin_headers, "Tools")
+    for name, price in (("Hammer", "10.00"), ("Saw", "20.00")):
+        await create_product(client, admin_headers, name=name, price=price, category_id=category["id"])
+    return category
+
+
+async def snapshot(client, headers) -> tuple:
+    """What a client can read of the catalogue, and how many rows each table holds."""
+    products = (await client.get("/api/v1/products", params={"size": 100}, headers=headers)).json()["items"]
+    categories = (await client.get("/api/v1/categories", params={"size": 100}, headers=headers)).json()["items"]
+    return products, categories, await row_counts(client, *TABLES)
+
+
+# How each query parameter answers a payload: a product search finds nothing, everything else is refused.
+QUERY_PARAMETERS = [
+    ("/api/v1/products", "q", 200),
+    ("/api/v1/products", "sort", 422),
+    ("/api/v1/products", "category_id", 422),
+    ("/api/v1/products", "min_price", 422),
+    ("/api/v1/products", "max_price", 422),
+    ("/api/v1/products", "in_stock", 422),
+    ("/api/v1/products", "page", 422),
+    ("/api/v1/products", "size", 422),
+    ("/api/v1/orders", "status", 422),
+    ("/api/v1/orders", "user_id", 422),
+    ("/api/v1/categories", "page", 422),
+    ("/api/v1/users", "size", 422),
+]
+
+
+async def test_query_parameters(client, admin_headers, catalogue):
+    before = await snapshot(client, admin_headers)
+    for path, parameter, status in QUERY_PARAMETERS:
+        for payload in PAYLOADS if status == 200 else REFUSED_PAYLOADS:
+            response = await client.get(path, params={parameter: payload}, headers=admin_headers)
+            assert response.status_code == status, (path, parameter, payload, response.text)
+            if status == 200:
+                assert response.json()["items"] == [], payload
+    assert await snapshot(client, admin_headers) == before
+
+
+async def test_path_ids(client, admin_headers, catalogue):
+    before = await snapshot(client, admin_headers)
+    targets = [("GET", resource) for resource in ("products", "categories", "orders", "users")]
+    targets += [("DELETE", "products"), ("DELETE", "categories"), ("PATCH", "users"), ("PATCH", "orders")]
+    for method, resource in targets:
+        for payload in REFUSED_PAYLOADS:
+            path = f"/api/v1/{resource}/{quote(payload, safe='')}"
+            if (method, resource) == ("PATCH", "orders"):
+                path += "/status"
+            response = await client.request(method, path, json={"status": "cancelled"}, headers=admin_headers)
+            assert response.status_code == 422, (method, resource, payload, response.text)
+    assert await snapshot(client, admin_headers) == before
+
+
+async def test_login_and_registration(client, admin_headers, catalogue):
+    await register(client, username="alice")
+    before = await snapshot(client, admin_headers)
+    refused = await client.post("/api/v1/auth/login", json={"username": "alice", "password": "wrong-password"})
+    for payload in PAYLOADS:
+        for password in ("wrong-password", payload):
+            response = await client.post("/api/v1/auth/login", json={"username": payload, "password": password})
+            assert response.status_code == 401, (payload, response.text)
+            body = response.json()
+            assert {**body, "request_id": None} == {**refused.json(), "request_id": None}
+        for account in ({"username": payload, "email": "x@example.com"}, {"username": "mallory", "email": payload}):
+            response = await client.post("/api/v1/auth/register", json={**account, "password": "long-enough-password"})
+            assert response.status_code == 422, (payload, response.text)
+    assert await snapshot(client, admin_headers) == before
+
+
+async def test_idempotency_key_is_stored_literally(client, admin_headers, catalogue):
+    product = (await snapshot(client, admin_headers))[0][0]
+    for payload in PAYLOADS[:4]:
+        headers = {**admin_headers, "Idempotency-Key": payload}
+        first = await place_order(client, headers, [(product["id"], 1)])
+        again = await place_order(client, headers, [(product["id"], 1)])
+        assert first.status_code == again.status_code == 201, first.text
+        assert again.json() == first.json()
+    counts = await row_counts(client, "orders")
+    assert counts == {"orders": 4}
+
+
+async def test_names_are_stored_literally(client, admin_headers, catalogue):
+    products_before, categories_before, counts_before = await snapshot(client, admin_headers)
+    user_headers, _ = await signed_in(client, Role.USER)
+    for payload in PAYLOADS:
+        category = await create_category_named(client, admin_headers, payload)
+        product = await create_product(client, admin_headers, name=payload, description=payload)
+        for path, expected in (
+            (f"/api/v1/categories/{category['id']}", category),
+            (f"/api/v1/products/{product['id']}", product),
+        ):
+            stored = (await client.get(path, headers=user_headers)).json()
+            assert stored["name"] == payload
+            assert stored == expected
+        # Searching for the payload finds exactly the product named by it: `%` and `_` match only themselves.
+        found = await client.get("/api/v1/products", params={"q": payload}, headers=user_headers)
+        assert [item["id"] for item in found.json()["items"]] == [product["id"]], payload
+
+    products, categories, counts = await snapshot(client, admin_headers)
+    assert products[:2] == products_before
+    assert [item["name"] for item in products[2:]] == PAYLOADS
+    assert categories_before[0] in categories
+    assert sorted(item["name"] for item in categories) == sorted([*PAYLOADS, "Tools"])
+    added = {"users": 1, "categories": len(PAYLOADS), "products": len(PAYLOADS)}
+    assert counts == {table: count + added.get(table, 0) for table, count in counts_before.items()}
+
+
+async def create_category_named(client, admin_headers, name: str) -> dict:
+    response = await client.post(
+        "/api/v1/categories", json={"name": name, "slug": unique("slug-")}, headers=admin_headers
+    )
+    assert response.status_code == 201, response.text
+    return response.json()

@@ -1,0 +1,100 @@
+"""Forged, altered, expired and revoked tokens over HTTP: each is a 401 with WWW-Authenticate: Bearer."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import jwt
+
+from tests.helpers import bearer, login, register
+from tests.security.common import assert_problem
+
+ME = "/api/v1/users/me"
+USERS = "/api/v1/users"
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def segments(header: dict, payload: dict) -> str:
+    return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
+
+
+def hmac_signed(header: dict, payload: dict, secret: str, digest: str = "sha256") -> str:
+    """Signed by hand: PyJWT would warn that our test key is short for HS512."""
+    signing_input = segments(header, payload)
+    signature = hmac.new(secret.encode(), signing_input.encode(), getattr(hashlib, digest)).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+def attacks(token: str, refresh_token: str, secret: str) -> dict[str, str]:
+    claims = jwt.decode(token, options={"verify_signature": False})
+    head, body, signature = token.split(".")
+    now = int(time.time())
+    return {
+        "alg none": segments({"alg": "none", "typ": "JWT"}, claims) + ".",
+        "alg None, signature kept": f"{segments({'alg': 'None', 'typ': 'JWT'}, claims)}.{signature}",
+        "signed with another key": jwt.encode(claims, "another-key-that-is-long-enough-for-hs256", "HS256"),
+        "HS512 with our key": hmac_signed({"alg": "HS512", "typ": "JWT"}, claims, secret, "sha512"),
+        # Key confusion: an asymmetric algorithm named, the HMAC of our key as its "signature".
+        "RS256 header, HMAC signature": hmac_signed({"alg": "RS256", "typ": "JWT"}, claims, secret),
+        "role raised to admin": f"{head}.{b64(json.dumps({**claims, 'role': 'admin'}).encode())}.{signature}",
+        "subject changed": f"{head}.{b64(json.dumps({**claims, 'sub': '1'}).encode())}.{signature}",
+        "signature truncated": f"{head}.{body}.{signature[:-4]}",
+        "expired": jwt.encode({**claims, "iat": now - 3600, "exp": now - 60}, secret, "HS256"),
+        "not an access token": jwt.encode({**claims, "type": "refresh"}, secret, "HS256"),
+        "no jti": jwt.encode({key: value for key, value in claims.items() if key != "jti"}, secret, "HS256"),
+        "unknown user": jwt.encode({**claims, "sub": "2147483647"}, secret, "HS256"),
+        "refresh token": refresh_token,
+        "garbage": "not.a.jwt",
+    }
+
+
+def assert_unauthorised(response) -> None:
+    assert_problem(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_forged_and_altered_tokens_are_401(app_client):
+    # With the rate limiter on, tokens are also read in the middleware: it must refuse them just the same.
+    async with app_client(rate_limit_enabled=True) as client:
+        await register(client, username="firstuser")
+        user = await register(client)
+        tokens = await login(client, user["username"])
+        secret = client.app.state.settings.jwt_secret  # type: ignore[attr-defined]
+        for name, token in attacks(tokens["access_token"], tokens["refresh_token"], secret).items():
+            # A valid request first, so that nothing it leaves behind can vouch for the forged one.
+            assert (await client.get(ME, headers=bearer(tokens["access_token"]))).status_code == 200
+            for path in (ME, USERS):
+                response = await client.get(path, headers=bearer(token))
+                assert response.status_code == 401, (name, path, response.text)
+                assert_unauthorised(response)
+
+
+async def test_missing_or_other_schemes_are_401(client):
+    for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Bearer  "}, {"Authorization": "Basic YTpi"}):
+        assert_unauthorised(await client.get(ME, headers=headers))
+
+
+async def test_tokens_revoked_by_logout_are_401(app_client):
+    async with app_client(rate_limit_enabled=True) as client:
+        user = await register(client)
+        tokens = await login(client, user["username"])
+        access = bearer(tokens["access_token"])
+        assert (await client.get(ME, headers=access)).status_code == 200
+        logout = await client.post(
+            "/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]}, headers=access
+        )
+        assert logout.status_code == 204
+
+        revoked = await client.get(ME, headers=access)
+        assert_unauthorised(revoked)
+        assert revoked.json()["code"] == "token_revoked"
+        refresh = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        assert_unauthorised(refresh)
+        # A new login still works: only the revoked tokens are refused.
+        fresh = await login(client, user["username"])
+        assert (await client.get(ME, headers=bearer(fresh["access_token"]))).status_code == 200
