@@ -21,7 +21,11 @@ migrate: install
 	$(BIN)/alembic upgrade head
 
 run: migrate
-	$(BIN)/uvicorn main:app --host $(HOST) --port $(PORT) --loop uvloop --http httptools --no-access-log
+	$(BIN)/uvicorn main:app --host $(HOST) --port $(PORT) --loop uvloop --http httptools --no-access-log --no-proxy-headers
+
+# Production serving, as in the Docker image: migrate, then gunicorn with WEB_CONCURRENCY uvicorn workers.
+serve: install
+	PYTHON=$(BIN)/python HOST=$(HOST) PORT=$(PORT) scripts/start.sh
 
 lint: install
 	$(BIN)/ruff check .

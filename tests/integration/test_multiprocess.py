@@ -1,0 +1,385 @@
+"""Two server processes (scripts/start.sh) on one PostgreSQL and one Redis: limits, logout and stock hold across them.
+
+They start together on an empty database, as the instances of a deploy do: their migrations must take turns.
+"""
+
+import ast
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import cycle
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from models import Base
+from tests.conftest import PROJECT_ROOT, REQUIRE_SERVICES, TEST_DATABASE_URL, TEST_REDIS_URL, alembic_config, in_thread
+from tests.helpers import PASSWORD, bearer, unique
+from tests.prometheus_text import sample_value
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+START_SCRIPT = PROJECT_ROOT / "scripts" / "start.sh"
+DEFAULT_LIMIT = 5
+SECRET_KEY = "one-signing-key-shared-by-every-process-of-the-test"
+ADMIN = {"username": "opsadmin", "email": "opsadmin@example.com", "password": "ops-admin-password"}
+# Deadlines for a start that went wrong, not speed requirements.
+START_SECONDS = 90
+STOP_SECONDS = 20
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-5000:]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    a: Server
+    b: Server
+    """Two gunicorn workers, with PROMETHEUS_MULTIPROC_DIR."""
+    database_url: str
+    metrics_dir: Path
+    stale_metrics: Path
+    queued_migrations: int
+    """How many `alembic upgrade head` were seen waiting at once for the migration lock."""
+
+
+def _unavailable(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (SHOP_TEST_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+def _services() -> tuple[str, str]:
+    if not (TEST_DATABASE_URL and TEST_REDIS_URL):
+        _unavailable("several processes need a shared PostgreSQL and Redis: set TEST_DATABASE_URL and TEST_REDIS_URL")
+    return TEST_DATABASE_URL, TEST_REDIS_URL  # type: ignore[return-value]
+
+
+async def _admin_execute(url: str, statement: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@contextlib.contextmanager
+def _empty_database() -> Iterator[str]:
+    """A database of our own with no schema at all, as a first deploy finds it."""
+    admin_url, _ = _services()
+    name = f"shop_ops_{uuid.uuid4().hex[:12]}"
+    try:
+        in_thread(asyncio.run, _admin_execute(admin_url, f'CREATE DATABASE "{name}"'))
+    except Exception as error:
+        _unavailable(f"PostgreSQL at TEST_DATABASE_URL is unreachable: {error}")
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        in_thread(asyncio.run, _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _flush_redis(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    except redis.RedisError as error:
+        _unavailable(f"Redis at TEST_REDIS_URL is unreachable: {error}")
+    finally:
+        client.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start(name: str, *, database_url: str, redis_url: str, workers: int, log: Path, **extra: str) -> Server:
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
+    env |= {
+        "PYTHON": sys.executable,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": SECRET_KEY,
+        "BCRYPT_ROUNDS": "4",
+        "RATE_LIMIT_ENABLED": "true",
+        "RATE_LIMIT_DEFAULT": f"{DEFAULT_LIMIT}/minute",
+        # Sign-ups are many here and all from 127.0.0.1; the default limit is the one under test.
+        "RATE_LIMIT_AUTH": "1000/minute",
+        "LOG_LEVEL": "INFO",
+        "ADMIN_USERNAME": ADMIN["username"],
+        "ADMIN_EMAIL": ADMIN["email"],
+        "ADMIN_PASSWORD": ADMIN["password"],
+        **extra,
+    }
+    with log.open("wb") as output:
+        # Its own process group, so that stopping it also stops the migration it may still be running.
+        process = subprocess.Popen(  # noqa: S603 (our own script, no shell)
+            [str(START_SCRIPT)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Server(name, port, process, log)
+
+
+def _wait_until_ready(server: Server) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"server {server.name} exited with {server.process.returncode}:\n{server.output()}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(server.url("/ready"), timeout=5).status_code == 200:
+                return
+        time.sleep(0.1)
+    pytest.fail(f"server {server.name} was not ready after {START_SECONDS} s:\n{server.output()}")
+
+
+def _stop(servers: list[Server]) -> None:
+    running = [server for server in servers if server.process.poll() is None]
+    for server in running:
+        # SIGTERM lets gunicorn stop its workers gracefully; the group also reaches a migration still under way.
+        os.killpg(server.process.pid, signal.SIGTERM)
+    for server in running:
+        try:
+            server.process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+
+
+def _migration_lock_id() -> int:
+    """The advisory lock id that database/migrations/env.py takes (importing env.py would run a migration)."""
+    tree = ast.parse((PROJECT_ROOT / "database" / "migrations" / "env.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            getattr(target, "id", None) == "MIGRATION_LOCK_ID" for target in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise AssertionError("database/migrations/env.py defines no MIGRATION_LOCK_ID")
+
+
+WAITING_FOR_ADVISORY_LOCKS = text(
+    "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+    "WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = :database"
+)
+
+
+async def _start_behind_migration_lock(database_url: str, start: Callable[[], list[Server]]) -> int:
+    """Call `start` while holding the migrators' lock; return how many migrations queued behind it at once.
+
+    Holding the lock makes sure every instance is migrating at the same moment, whatever the machine's speed.
+    """
+    engine = create_async_engine(database_url)
+    lock = {"id": _migration_lock_id()}
+    try:
+        async with engine.connect() as holder, engine.connect() as observer:
+            await holder.execute(text("SELECT pg_advisory_lock(:id)"), lock)
+            servers = start()
+            deadline = time.monotonic() + START_SECONDS
+            database = {"database": make_url(database_url).database}
+            while (queued := await observer.scalar(WAITING_FOR_ADVISORY_LOCKS, database)) < len(servers):
+                if any(server.process.poll() is not None for server in servers) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)
+            await holder.execute(text("SELECT pg_advisory_unlock(:id)"), lock)
+            return queued
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    _, redis_url = _services()
+    _flush_redis(redis_url)
+    folder = tmp_path_factory.mktemp("multiprocess")
+    metrics_dir = folder / "metrics"
+    metrics_dir.mkdir()
+    stale_metrics = metrics_dir / "counter_1.db"
+    stale_metrics.write_bytes(b"left behind by an earlier run")
+    with _empty_database() as database_url:
+        servers: list[Server] = []
+        common = {"database_url": database_url, "redis_url": redis_url}
+
+        def start() -> list[Server]:
+            servers.append(_start("A", workers=1, log=folder / "a.log", **common))
+            metrics = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+            servers.append(_start("B", workers=2, log=folder / "b.log", **common, **metrics))
+            return servers
+
+        try:
+            queued = in_thread(asyncio.run, _start_behind_migration_lock(database_url, start))
+            for server in servers:
+                _wait_until_ready(server)
+            yield Deployment(servers[0], servers[1], database_url, metrics_dir, stale_metrics, queued)
+        finally:
+            _stop(servers)
+
+
+async def sign_up(http: httpx.AsyncClient, server: Server) -> dict[str, Any]:
+    """A new user's token pair, obtained from `server`."""
+    username = unique("mp")
+    registered = await http.post(
+        server.url("/api/v1/auth/register"),
+        json={"username": username, "email": f"{username}@example.com", "password": PASSWORD},
+    )
+    assert registered.status_code == 201, registered.text
+    login = await http.post(server.url("/api/v1/auth/login"), json={"username": username, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    return login.json()
+
+
+@pytest.mark.parametrize("client", ["user", "ip"])
+async def test_rate_limit_counts_requests_on_every_process(deployment, client):
+    servers = cycle([deployment.a, deployment.b])
+    async with httpx.AsyncClient(timeout=30) as http:
+        if client == "user":
+            headers = [bearer((await sign_up(http, deployment.a))["access_token"])] * (DEFAULT_LIMIT + 2)
+            allowed = 200
+        else:
+            # Unauthenticated, so counted per client IP; a forged X-Forwarded-For must not make a new client.
+            headers = [{"X-Forwarded-For": f"198.51.100.{n}"} for n in range(DEFAULT_LIMIT + 2)]
+            allowed = 401
+        responses = [await http.get(next(servers).url("/api/v1/users/me"), headers=each) for each in headers]
+
+    assert [response.status_code for response in responses] == [allowed] * DEFAULT_LIMIT + [429, 429]
+    remaining = [int(response.headers["RateLimit-Remaining"]) for response in responses[:DEFAULT_LIMIT]]
+    assert remaining == list(range(DEFAULT_LIMIT - 1, -1, -1))
+    for refused in responses[DEFAULT_LIMIT:]:
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert refused.json()["code"] == "rate_limited"
+
+
+async def test_logout_on_one_process_revokes_on_the_other(deployment):
+    a, b = deployment.a, deployment.b
+    async with httpx.AsyncClient(timeout=30) as http:
+        tokens = await sign_up(http, a)
+        access = bearer(tokens["access_token"])
+        before = await http.get(b.url("/api/v1/users/me"), headers=access)
+        logout = await http.post(
+            a.url("/api/v1/auth/logout"), json={"refresh_token": tokens["refresh_token"]}, headers=access
+        )
+        after = await http.get(b.url("/api/v1/users/me"), headers=access)
+        refresh = await http.post(b.url("/api/v1/auth/refresh"), json={"refresh_token": tokens["refresh_token"]})
+
+    assert (before.status_code, logout.status_code) == (200, 204)
+    assert after.status_code == 401
+    assert after.headers["WWW-Authenticate"].startswith("Bearer")
+    assert refresh.status_code == 401
+
+
+async def test_orders_split_across_processes_never_oversell(deployment):
+    stock, buyers, orders_each = 5, 4, 3
+    a, b = deployment.a, deployment.b
+    async with httpx.AsyncClient(timeout=60) as http:
+        # The admin came from ADMIN_* at start-up, created once although both processes tried.
+        login = await http.post(a.url("/api/v1/auth/login"), json={k: ADMIN[k] for k in ("username", "password")})
+        assert login.status_code == 200, login.text
+        admin = bearer(login.json()["access_token"])
+        created = await http.post(
+            b.url("/api/v1/products"), json={"name": unique("Scarce "), "price": "9.99", "stock": stock}, headers=admin
+        )
+        assert created.status_code == 201, created.text
+        product_id = created.json()["id"]
+        tokens = [await sign_up(http, server) for server, _ in zip(cycle([a, b]), range(buyers), strict=False)]
+        attempts = [
+            http.post(
+                server.url("/api/v1/orders"),
+                json={"items": [{"product_id": product_id, "quantity": 1}]},
+                headers=bearer(pair["access_token"]),
+            )
+            for server, pair in zip(cycle([a, b]), tokens * orders_each, strict=False)
+        ]
+        responses = await asyncio.gather(*attempts)
+        left = (await http.get(a.url(f"/api/v1/products/{product_id}"), headers=admin)).json()["stock"]
+
+    placed = [response for response in responses if response.status_code == 201]
+    refused = [response for response in responses if response.status_code != 201]
+    assert len(placed) == stock
+    # Refused only for lack of stock, never for lock contention between the processes.
+    assert {(response.status_code, response.json()["code"]) for response in refused} == {(409, "insufficient_stock")}
+    assert left == 0
+    engine = create_async_engine(deployment.database_url)
+    try:
+        async with engine.connect() as connection:
+            sold = await connection.scalar(
+                text("SELECT coalesce(sum(quantity), 0) FROM order_items WHERE product_id = :id"), {"id": product_id}
+            )
+    finally:
+        await engine.dispose()
+    assert sold == stock
+
+
+async def test_metrics_add_up_every_worker(deployment):
+    checks = 12
+    labels = {"method": "GET", "handler": "/health", "status": "200"}
+    # No keep-alive: each request is a new connection, which any of B's two workers may accept.
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as http:
+        before = (await http.get(deployment.b.url("/metrics"))).text
+        for _ in range(checks):
+            assert (await http.get(deployment.b.url("/health"))).status_code == 200
+        after = await http.get(deployment.b.url("/metrics"))
+
+    assert after.status_code == 200
+    assert (
+        sample_value(after.text, "http_requests_total", **labels)
+        - sample_value(before, "http_requests_total", **labels)
+        == checks
+    )
+    assert sample_value(after.text, "http_requests_in_flight") == 1
+    # start.sh emptied the directory of an earlier run's files, and the workers now keep their counts there.
+    assert not deployment.stale_metrics.exists()
+    assert list(deployment.metrics_dir.glob("counter_*.db"))
+
+
+async def test_instances_starting_together_migrate_in_turn(deployment):
+    # Both start.sh ran `alembic upgrade head` on the empty database at the same moment, queued on the lock...
+    assert deployment.queued_migrations == 2
+    # ...and both succeeded: start.sh serves only after a successful migration.
+    assert [server.process.poll() for server in (deployment.a, deployment.b)] == [None, None]
+    engine = create_async_engine(deployment.database_url)
+    try:
+        async with engine.connect() as connection:
+            versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+            drift = await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+            )
+    finally:
+        await engine.dispose()
+    assert versions == [ScriptDirectory.from_config(alembic_config(deployment.database_url)).get_current_head()]
+    assert drift == []
