@@ -25,11 +25,15 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl=LOGIN_PATH, auto_error=False, sche
 bearer_scheme = HTTPBearer(auto_error=False, scheme_name="BearerToken")
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are `async def` even when they never await: FastAPI runs a plain `def` one in a worker thread,
+# and that hop costs more than the dependency itself on every request.
+
+
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_auth_service(request: Request) -> AuthService:
+async def get_auth_service(request: Request) -> AuthService:
     return request.app.state.auth
 
 
@@ -95,7 +99,7 @@ Customer = Annotated[User, Depends(require_role(Role.USER))]
 Admin = Annotated[User, Depends(require_role(Role.ADMIN))]
 
 
-def page_request(
+async def page_request(
     page: Annotated[int, Query(ge=1, le=MAX_ID, description="1-based page number")] = 1,
     size: Annotated[int, Query(ge=1, le=100, description="Items per page")] = 20,
 ) -> PageRequest:

@@ -1,12 +1,14 @@
 """SQL for products, including the atomic stock reservation orders rely on."""
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.functions import casefold
@@ -113,6 +115,34 @@ async def soft_delete_product(session: AsyncSession, product: Product, *, now: d
     await session.flush()
 
 
-async def bulk_insert_products(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Insert many products with one multi-row statement per call."""
-    await session.execute(insert(Product), rows)
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+async def bulk_insert_products(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many products (all rows naming the same columns) with one INSERT ... SELECT, however many rows.
+
+    The rows travel as one array per column (PostgreSQL's unnest) or as one JSON document (SQLite's json_each),
+    so the database runs a single statement with a handful of parameters. executemany would run the INSERT once
+    per row, and a multi-row VALUES costs a fresh compilation per call and meets the drivers' parameter limits.
+    Columns the rows leave out get their model defaults.
+    """
+    if not rows:
+        return
+    names = list(rows[0])
+    columns = [Product.__table__.c[name] for name in names]
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
+        arrays = [
+            bindparam(f"bulk_{name}", [row[name] for row in rows], type_=ARRAY(column.type))
+            for name, column in zip(names, columns, strict=True)
+        ]
+        source = func.unnest(*arrays).table_valued(*names).render_derived()
+        values = select(*(source.c[name] for name in names))
+    else:
+        # Each value is stored as its column type would bind it (Money as cents, timestamps as text).
+        processors = [column.type.bind_processor(dialect) or _unchanged for column in columns]
+        document = [[process(row[name]) for name, process in zip(names, processors, strict=True)] for row in rows]
+        source = func.json_each(bindparam("bulk_rows", json.dumps(document))).table_valued("value")
+        values = select(*(func.json_extract(source.c.value, f"$[{index}]") for index in range(len(names))))
+    await session.execute(insert(Product).from_select(names, values, include_defaults=True))

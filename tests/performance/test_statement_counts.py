@@ -1,0 +1,107 @@
+"""SQL statements per request: a small fixed number on every list and on one product, whatever a page holds."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models import Category, Product, User
+from tests.helpers import unique
+
+# SQLite's BEGIN goes through the cursor and asyncpg's does not; only statements that touch data are counted.
+TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"})
+FEW, MANY = 1, 50
+# Every seeded product matches this filter, so the filtered page holds all of them.
+EVERY_FILTER = "category_id={category_id}&q=widget&min_price=1&max_price=10&in_stock=true"
+
+
+@contextmanager
+def recorded_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.split(maxsplit=1)[0].upper() not in TRANSACTION_CONTROL:
+            statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+@dataclass(frozen=True)
+class Case:
+    path: str
+    table: type[Product | Category | User]
+    # The user lookup (beside Redis's revocation check) is one; a page adds its count and its rows.
+    statements: int
+    is_list: bool = True
+
+
+CASES = {
+    "products": Case("/api/v1/products?size=100", Product, 3),
+    "products filtered": Case(f"/api/v1/products?size=100&{EVERY_FILTER}", Product, 3),
+    "products filtered, by price": Case(f"/api/v1/products?size=100&{EVERY_FILTER}&sort=-price", Product, 3),
+    "products by name": Case("/api/v1/products?size=100&sort=name", Product, 3),
+    "products by created_at": Case("/api/v1/products?size=100&sort=-created_at", Product, 3),
+    "categories": Case("/api/v1/categories?size=100", Category, 3),
+    "users": Case("/api/v1/users?size=100", User, 3),
+    "one product": Case("/api/v1/products/{product_id}", Product, 2, is_list=False),
+}
+
+
+def _new_row(table: type[Product | Category | User], category_id: int) -> Product | Category | User:
+    name = unique("widget")
+    if table is Product:
+        return Product(name=name, price=Decimal("5.00"), stock=3, category_id=category_id)
+    if table is Category:
+        return Category(name=name, slug=name)
+    return User(username=name, email=f"{name}@example.com", hashed_password="x" * 60, role="user")
+
+
+async def fill(client: AsyncClient, table: type[Product | Category | User], total: int, category_id: int) -> None:
+    """Add rows straight to the database until `table` holds `total` (the admin counts among the users)."""
+    async with client.app.state.database.sessionmaker() as session:  # type: ignore[attr-defined]
+        present = (await session.execute(select(func.count()).select_from(table))).scalar_one()
+        session.add_all(_new_row(table, category_id) for _ in range(total - present))
+        await session.commit()
+
+
+async def add_category(client: AsyncClient) -> int:
+    async with client.app.state.database.sessionmaker() as session:  # type: ignore[attr-defined]
+        category = Category(name="Widgets", slug="widgets")
+        session.add(category)
+        await session.commit()
+        return category.id
+
+
+async def statements_of(client: AsyncClient, path: str, headers: dict[str, str]) -> tuple[int, Any]:
+    with recorded_statements(client.app.state.database.engine) as statements:  # type: ignore[attr-defined]
+        response = await client.get(path, headers=headers)
+    assert response.status_code == 200, response.text
+    return len(statements), response.json()
+
+
+@pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
+async def test_statements_per_request_do_not_grow_with_rows(client, admin_headers, case):
+    category_id = await add_category(client)
+    counts = []
+    for rows in (FEW, MANY):
+        await fill(client, case.table, rows, category_id)
+        path = case.path.format(category_id=category_id, product_id=1)
+
+        statements, body = await statements_of(client, path, admin_headers)
+
+        counts.append(statements)
+        if case.is_list:
+            assert (body["total"], len(body["items"])) == (rows, rows)
+        else:
+            assert body["id"] == 1
+    assert counts == [case.statements, case.statements]
