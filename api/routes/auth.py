@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from api.dependencies import API_PREFIX, AccessClaimsDep, AuthServiceDep, CurrentUser, SessionDep
 from api.errors import UnsupportedMediaTypeError
 from api.openapi import LOCATION_HEADER, problems
+from api.responses import ModelResponse, created
 from api.schemas import LoginIn, LogoutIn, RefreshIn, RegisterIn, TokenOut, UserOut
 from observability.metrics import LOGINS
 from services import users as users_service
@@ -29,7 +30,7 @@ _LOGIN_FORM_SCHEMA = {
 }
 
 
-def _token_out(pair: object) -> TokenOut:
+def _token_out(pair: object) -> ModelResponse:
     return TokenOut.model_validate(pair, from_attributes=True)
 
 
@@ -40,12 +41,11 @@ def _token_out(pair: object) -> TokenOut:
     responses={201: {"headers": LOCATION_HEADER}, **problems(409, 422, 429)},
     summary="Create an account (always with the user role)",
 )
-async def register(body: RegisterIn, session: SessionDep, auth: AuthServiceDep, response: Response) -> UserOut:
+async def register(body: RegisterIn, session: SessionDep, auth: AuthServiceDep) -> ModelResponse:
     user = await users_service.register_user(
         session=session, hasher=auth.hasher, username=body.username, email=str(body.email), password=body.password
     )
-    response.headers["Location"] = f"{API_PREFIX}/users/{user.id}"
-    return UserOut.model_validate(user)
+    return created(UserOut.model_validate(user), f"{API_PREFIX}/users/{user.id}")
 
 
 async def _login_body(request: Request) -> LoginIn:
@@ -85,7 +85,7 @@ async def _login_body(request: Request) -> LoginIn:
         }
     },
 )
-async def login(request: Request, session: SessionDep, auth: AuthServiceDep) -> TokenOut:
+async def login(request: Request, session: SessionDep, auth: AuthServiceDep) -> ModelResponse:
     body = await _login_body(request)
     try:
         pair = await auth.login(session=session, login=body.username, password=body.password)
@@ -93,7 +93,7 @@ async def login(request: Request, session: SessionDep, auth: AuthServiceDep) -> 
         LOGINS.labels(outcome=refused.code).inc()
         raise
     LOGINS.labels(outcome="success").inc()
-    return _token_out(pair)
+    return ModelResponse(_token_out(pair))
 
 
 @router.post(
@@ -102,8 +102,8 @@ async def login(request: Request, session: SessionDep, auth: AuthServiceDep) -> 
     responses=problems(401, 403, 422, 429),
     summary="Rotate a refresh token: each is good once; reuse revokes its whole family",
 )
-async def refresh(body: RefreshIn, session: SessionDep, auth: AuthServiceDep) -> TokenOut:
-    return _token_out(await auth.refresh(session=session, refresh_token=body.refresh_token))
+async def refresh(body: RefreshIn, session: SessionDep, auth: AuthServiceDep) -> ModelResponse:
+    return ModelResponse(_token_out(await auth.refresh(session=session, refresh_token=body.refresh_token)))
 
 
 @router.post(

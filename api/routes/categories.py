@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Response, status
 
 from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
+from api.responses import ModelResponse, created
 from api.schemas import MAX_ID, CategoryIn, CategoryOut, Page, page_of
 from services import categories as categories_service
 
@@ -15,13 +16,15 @@ CategoryId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
 
 
 @router.get("", response_model=Page[CategoryOut], summary="Categories, ordered by name")
-async def list_categories(_user: CurrentUser, session: SessionDep, page: PageDep) -> Page[CategoryOut]:
-    return page_of(CategoryOut, await categories_service.list_categories(session=session, page=page))
+async def list_categories(_user: CurrentUser, session: SessionDep, page: PageDep) -> ModelResponse:
+    return ModelResponse(page_of(CategoryOut, await categories_service.list_categories(session=session, page=page)))
 
 
 @router.get("/{id}", response_model=CategoryOut, responses=problems(404), summary="A category")
-async def read_category(_user: CurrentUser, category_id: CategoryId, session: SessionDep) -> CategoryOut:
-    return CategoryOut.model_validate(await categories_service.get_category(session=session, category_id=category_id))
+async def read_category(_user: CurrentUser, category_id: CategoryId, session: SessionDep) -> ModelResponse:
+    return ModelResponse(
+        CategoryOut.model_validate(await categories_service.get_category(session=session, category_id=category_id))
+    )
 
 
 @router.post(
@@ -31,20 +34,19 @@ async def read_category(_user: CurrentUser, category_id: CategoryId, session: Se
     responses={201: {"headers": LOCATION_HEADER}, **problems(409)},
     summary="Create a category (admin); the slug is derived from the name when absent",
 )
-async def create_category(_admin: Admin, body: CategoryIn, session: SessionDep, response: Response) -> CategoryOut:
+async def create_category(_admin: Admin, body: CategoryIn, session: SessionDep) -> ModelResponse:
     category = await categories_service.create_category(session=session, name=body.name, slug=body.slug)
-    response.headers["Location"] = f"{API_PREFIX}/categories/{category.id}"
-    return CategoryOut.model_validate(category)
+    return created(CategoryOut.model_validate(category), f"{API_PREFIX}/categories/{category.id}")
 
 
 @router.put("/{id}", response_model=CategoryOut, responses=problems(404, 409), summary="Replace a category (admin)")
 async def replace_category(
     _admin: Admin, category_id: CategoryId, body: CategoryIn, session: SessionDep
-) -> CategoryOut:
+) -> ModelResponse:
     category = await categories_service.replace_category(
         session=session, category_id=category_id, name=body.name, slug=body.slug
     )
-    return CategoryOut.model_validate(category)
+    return ModelResponse(CategoryOut.model_validate(category))
 
 
 @router.delete(

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from api.dependencies import API_PREFIX, Admin, CurrentUser, Customer, PageDep, SessionDep, SettingsDep
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
+from api.responses import ModelResponse
 from api.schemas import MAX_ID, OrderIn, OrderOut, OrderStatusIn, Page, page_of
 from auth.roles import Role
 from models import Order, OrderStatus
@@ -75,7 +76,7 @@ async def list_orders(
     page: PageDep,
     order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
     user_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Admins only: one user's orders")] = None,
-) -> Page[OrderOut]:
+) -> ModelResponse:
     if user.role_enum.includes(Role.ADMIN):
         owner = user_id
     elif user_id is None or user_id == user.id:
@@ -83,15 +84,14 @@ async def list_orders(
     else:
         raise PermissionDeniedError("Only admins may list other users' orders", code="insufficient_role")
     result = await orders_service.list_orders(session=session, page=page, user_id=owner, status=order_status)
-    return page_of(OrderOut, result)
+    return ModelResponse(page_of(OrderOut, result))
 
 
 @router.get("/{id}", response_model=OrderOut, responses=problems(404), summary="An order (its owner, or an admin)")
-async def read_order(user: CurrentUser, order_id: OrderId, session: SessionDep) -> OrderOut:
+async def read_order(user: CurrentUser, order_id: OrderId, session: SessionDep) -> ModelResponse:
     owner_id = None if user.role_enum.includes(Role.ADMIN) else user.id
-    return OrderOut.model_validate(
-        await orders_service.get_order(session=session, order_id=order_id, owner_id=owner_id)
-    )
+    order = await orders_service.get_order(session=session, order_id=order_id, owner_id=owner_id)
+    return ModelResponse(OrderOut.model_validate(order))
 
 
 @router.patch(
@@ -102,6 +102,8 @@ async def read_order(user: CurrentUser, order_id: OrderId, session: SessionDep) 
     description=f"Allowed transitions: {describe_transitions()}. Anything else is 409 `invalid_status_transition`. "
     "Cancelling puts the stock back.",
 )
-async def change_order_status(_admin: Admin, order_id: OrderId, body: OrderStatusIn, session: SessionDep) -> OrderOut:
+async def change_order_status(
+    _admin: Admin, order_id: OrderId, body: OrderStatusIn, session: SessionDep
+) -> ModelResponse:
     order = await orders_service.change_order_status(session=session, order_id=order_id, status=body.status)
-    return OrderOut.model_validate(order)
+    return ModelResponse(OrderOut.model_validate(order))

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
+from api.responses import ModelResponse, created
 from api.schemas import MAX_ID, Page, ProductIn, ProductOut, ProductSort, page_of
 from database.repositories.products import ProductFilter
 from services import products as products_service
@@ -38,16 +39,20 @@ async def list_products(
     max_price: PriceBound = None,
     in_stock: Annotated[bool | None, Query(description="true: stock > 0; false: stock = 0")] = None,
     sort: Annotated[ProductSort, Query(description="Sort key; prefix - for descending")] = "id",
-) -> Page[ProductOut]:
+) -> ModelResponse:
     filters = ProductFilter(
         category_id=category_id, q=q, min_price=min_price, max_price=max_price, in_stock=in_stock, sort=sort
     )
-    return page_of(ProductOut, await products_service.list_products(session=session, filters=filters, page=page))
+    return ModelResponse(
+        page_of(ProductOut, await products_service.list_products(session=session, filters=filters, page=page))
+    )
 
 
 @router.get("/{id}", response_model=ProductOut, responses=problems(404), summary="A product")
-async def read_product(_user: CurrentUser, product_id: ProductId, session: SessionDep) -> ProductOut:
-    return ProductOut.model_validate(await products_service.get_product(session=session, product_id=product_id))
+async def read_product(_user: CurrentUser, product_id: ProductId, session: SessionDep) -> ModelResponse:
+    return ModelResponse(
+        ProductOut.model_validate(await products_service.get_product(session=session, product_id=product_id))
+    )
 
 
 @router.post(
@@ -57,16 +62,15 @@ async def read_product(_user: CurrentUser, product_id: ProductId, session: Sessi
     responses={201: {"headers": LOCATION_HEADER}, **problems(400)},
     summary="Create a product (admin)",
 )
-async def create_product(_admin: Admin, body: ProductIn, session: SessionDep, response: Response) -> ProductOut:
+async def create_product(_admin: Admin, body: ProductIn, session: SessionDep) -> ModelResponse:
     product = await products_service.create_product(session=session, data=_data(body))
-    response.headers["Location"] = f"{API_PREFIX}/products/{product.id}"
-    return ProductOut.model_validate(product)
+    return created(ProductOut.model_validate(product), f"{API_PREFIX}/products/{product.id}")
 
 
 @router.put("/{id}", response_model=ProductOut, responses=problems(400, 404), summary="Replace a product (admin)")
-async def replace_product(_admin: Admin, product_id: ProductId, body: ProductIn, session: SessionDep) -> ProductOut:
+async def replace_product(_admin: Admin, product_id: ProductId, body: ProductIn, session: SessionDep) -> ModelResponse:
     product = await products_service.replace_product(session=session, product_id=product_id, data=_data(body))
-    return ProductOut.model_validate(product)
+    return ModelResponse(ProductOut.model_validate(product))
 
 
 @router.delete(

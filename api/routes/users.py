@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path
 
 from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
 from api.openapi import PROTECTED, problems
+from api.responses import ModelResponse
 from api.schemas import MAX_ID, Page, UserOut, UserPatch, page_of
 from auth.roles import Role
 from services import users as users_service
@@ -17,22 +18,22 @@ UserId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
 
 
 @router.get("/me", response_model=UserOut, summary="The signed-in user")
-async def read_me(user: CurrentUser) -> UserOut:
-    return UserOut.model_validate(user)
+async def read_me(user: CurrentUser) -> ModelResponse:
+    return ModelResponse(UserOut.model_validate(user))
 
 
 @router.get("", response_model=Page[UserOut], summary="All users, by id (admin)")
-async def list_users(_admin: Admin, session: SessionDep, page: PageDep) -> Page[UserOut]:
-    return page_of(UserOut, await users_service.list_users(session=session, page=page))
+async def list_users(_admin: Admin, session: SessionDep, page: PageDep) -> ModelResponse:
+    return ModelResponse(page_of(UserOut, await users_service.list_users(session=session, page=page)))
 
 
 @router.get("/{id}", response_model=UserOut, responses=problems(404), summary="A user (admin, or that user itself)")
-async def read_user(user: CurrentUser, user_id: UserId, session: SessionDep) -> UserOut:
+async def read_user(user: CurrentUser, user_id: UserId, session: SessionDep) -> ModelResponse:
     if user.id == user_id:
-        return UserOut.model_validate(user)
+        return ModelResponse(UserOut.model_validate(user))
     if not user.role_enum.includes(Role.ADMIN):
         raise PermissionDeniedError("Only admins may read other users", code="insufficient_role")
-    return UserOut.model_validate(await users_service.get_user(session=session, user_id=user_id))
+    return ModelResponse(UserOut.model_validate(await users_service.get_user(session=session, user_id=user_id)))
 
 
 @router.patch(
@@ -41,8 +42,8 @@ async def read_user(user: CurrentUser, user_id: UserId, session: SessionDep) -> 
     responses=problems(404, 409),
     summary="Change a user's role or active flag (admin); effective on that user's next request",
 )
-async def update_user(admin: Admin, user_id: UserId, body: UserPatch, session: SessionDep) -> UserOut:
+async def update_user(admin: Admin, user_id: UserId, body: UserPatch, session: SessionDep) -> ModelResponse:
     user = await users_service.update_user(
         session=session, actor=admin, user_id=user_id, role=body.role, is_active=body.is_active
     )
-    return UserOut.model_validate(user)
+    return ModelResponse(UserOut.model_validate(user))

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from config import Settings
-from database.connection import WRITE_INTENT, create_engine
+from database.connection import create_engine, write_options
 from models import Base
 
 # Any fixed number: the PostgreSQL advisory lock that lets one instance migrate while the others wait.
@@ -44,8 +44,9 @@ def _run_migrations(connection: Connection) -> None:
 async def _run_async() -> None:
     engine = create_engine(_settings())
     async with engine.connect() as connection:
-        # On SQLite, BEGIN IMMEDIATE: a second migrator waits for the first instead of racing it.
-        connection = await connection.execution_options(**{WRITE_INTENT: True})
+        # A real transaction (reads run in autocommit), which the advisory lock lives in; on SQLite, BEGIN
+        # IMMEDIATE: a second migrator waits for the first instead of racing it.
+        connection = await connection.execution_options(**write_options(connection.dialect.name))
         await connection.run_sync(_run_migrations)
     await engine.dispose()
 
