@@ -26,9 +26,10 @@ from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from config import Settings
+from database.connection import Database
 from main import create_app
 from models import Base
 
@@ -178,6 +179,22 @@ async def sqlite_backend(tmp_path: Path, sqlite_template: Path) -> Backend:
     path = tmp_path / "shop.db"
     shutil.copyfile(sqlite_template, path)
     return Backend("sqlite", f"sqlite+aiosqlite:///{path}", None)
+
+
+@pytest.fixture
+async def database(backend: Backend) -> AsyncIterator[Database]:
+    """The app's own engine set-up on the test's backend (SQLite gets the app's Unicode case folding)."""
+    opened = Database(backend.settings())
+    try:
+        yield opened
+    finally:
+        await opened.dispose()
+
+
+@pytest.fixture
+async def session(database: Database) -> AsyncIterator[AsyncSession]:
+    async with database.sessionmaker() as opened:
+        yield opened
 
 
 AppClientFactory = Callable[..., Any]

@@ -1,30 +1,16 @@
 """database/repositories and database/pagination: product name search and pages, on each backend."""
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from database.connection import Database
 from database.pagination import Page, PageRequest, fetch_page
 from database.repositories import categories as categories_repo
 from database.repositories import products as products_repo
 from database.repositories.products import ProductFilter
 from models import Category, Product
-from tests.conftest import Backend
-
-
-@pytest.fixture
-async def session(backend: Backend) -> AsyncIterator[AsyncSession]:
-    # The app's own engine set-up, so SQLite gets the Unicode-aware case folding the app registers.
-    database = Database(backend.settings())
-    try:
-        async with database.sessionmaker() as opened:
-            yield opened
-    finally:
-        await database.dispose()
 
 
 async def add_products(session: AsyncSession, *names: str) -> dict[str, int]:

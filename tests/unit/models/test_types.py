@@ -1,6 +1,5 @@
 """models/base.py column types: Money stays exact and orders correctly, UTCDateTime is always aware UTC."""
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -9,22 +8,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from database.connection import Database
 from models import Product
 from models.base import Money, UTCDateTime
 from tests.conftest import Backend
 
 HUNDRED_BILLION = Decimal("100000000000.00")
-
-
-@pytest.fixture
-async def session(backend: Backend) -> AsyncIterator[AsyncSession]:
-    database = Database(backend.settings())
-    try:
-        async with database.sessionmaker() as opened:
-            yield opened
-    finally:
-        await database.dispose()
 
 
 def product(price: str | Decimal = "1.00", **fields: object) -> Product:

@@ -1,7 +1,7 @@
 """Rules of services/orders.py against a real database: all-or-nothing stock, catalogue prices, exact totals."""
 
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -17,13 +17,6 @@ from services import orders as orders_service
 from services.errors import ConflictError, NotFoundError, UnknownReferenceError
 from services.orders import OrderLine, fingerprint
 from tests.helpers import unique
-
-
-@pytest.fixture
-async def database(backend) -> AsyncIterator[Database]:
-    database = Database(backend.settings())
-    yield database
-    await database.dispose()
 
 
 async def add_user(database: Database) -> int:
