@@ -125,8 +125,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
 
+    # Each router carries its full prefix, so its routes are registered as they are. (include_router in this
+    # FastAPI wraps a router lazily, and app.routes would then list opaque entries instead of the endpoints.)
     for router in (auth.router, users.router, categories.router, products.router, orders.router, health.router):
-        app.include_router(router)
+        app.router.routes.extend(router.routes)
 
     # Added innermost first: the request passes RequestContext, CORS, body limit, then the rate limit.
     if settings.rate_limit_enabled:
