@@ -42,6 +42,16 @@ MoneyOut = Annotated[
     PlainSerializer(_format_money, return_type=str),
     WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN, "examples": ["19.90"]}, mode="serialization"),
 ]
+# Timestamps leave with an explicit offset ("+00:00"), which every ISO 8601 parser reads, rather than "Z".
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "examples": ["2026-11-26T14:18:00.123456+00:00"]},
+        mode="serialization",
+    ),
+]
+
 # Money arrives as a string or a number with at most two decimals.
 PRICE_STRING_PATTERN = r"^(?:(?:0|[1-9]\d{0,5})(?:\.\d{1,2})?|1000000(?:\.0{1,2})?)$"
 Price = Annotated[
@@ -170,7 +180,7 @@ class UserOut(ResponseModel):
     email: str
     role: Role
     is_active: bool
-    created_at: datetime
+    created_at: Timestamp
 
 
 class UserPatch(RequestModel):
@@ -217,8 +227,8 @@ class ProductOut(ResponseModel):
     price: MoneyOut
     stock: int
     category_id: int | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 ProductSort = Literal["id", "-id", "name", "-name", "price", "-price", "created_at", "-created_at"]
@@ -256,8 +266,8 @@ class OrderOut(ResponseModel):
     user_id: int
     status: OrderStatus
     total: MoneyOut
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     items: list[OrderItemOut]
 
 
