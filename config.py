@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -14,7 +15,7 @@ from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from auth.security import PASSWORD_RULE, password_size_ok
+from auth.security import PASSWORD_RULE, USERNAME_PATTERN, password_size_ok
 
 DATA_DIR = Path("data")
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///./{DATA_DIR}/shop.db"
@@ -81,6 +82,14 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # `REDIS_URL=` in a .env file or compose file means "not configured", not "an empty URL".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("admin_username")
+    @classmethod
+    def _check_admin_username(cls, value: str | None) -> str | None:
+        # The same rule as registration, so the first admin can sign in like everyone else.
+        if value is not None and re.fullmatch(USERNAME_PATTERN, value) is None:
+            raise ValueError("ADMIN_USERNAME must be 3-32 characters of A-Z a-z 0-9 _ . -")
+        return value
 
     @field_validator("admin_password")
     @classmethod

@@ -106,6 +106,27 @@ Customer = Annotated[User, Depends(require_role(Role.USER))]
 Admin = Annotated[User, Depends(require_role(Role.ADMIN))]
 
 
+def _admin_or_self(user: User, named_id: str | None, what: str) -> User:
+    # Judged on the raw parameter, before it is validated: the contract puts role (403) before validation (422).
+    if named_id is None or named_id == str(user.id) or user.role_enum.includes(Role.ADMIN):
+        return user
+    raise PermissionDeniedError(f"Only admins may read {what}", code="insufficient_role")
+
+
+async def admin_or_self_in_path(request: Request, user: CurrentUser) -> User:
+    """Admins, or the user whose id is the path's `{id}`."""
+    return _admin_or_self(user, request.path_params.get("id"), "other users")
+
+
+async def admin_or_self_in_query(request: Request, user: CurrentUser) -> User:
+    """Admins with any `user_id` filter; others with none or their own."""
+    return _admin_or_self(user, request.query_params.get("user_id"), "other users' orders")
+
+
+AdminOrSelf = Annotated[User, Depends(admin_or_self_in_path)]
+AdminOrOwnOrders = Annotated[User, Depends(admin_or_self_in_query)]
+
+
 async def page_request(
     page: Annotated[int, Query(ge=1, le=MAX_ID, description="1-based page number")] = 1,
     size: Annotated[int, Query(ge=1, le=100, description="Items per page")] = 20,

@@ -49,6 +49,20 @@ def _route_template(scope: Scope) -> str:
     return getattr(route, "path", None) or UNMATCHED_ROUTE
 
 
+def _drop_trailing_slash(scope: Scope) -> None:
+    """Serve `/api/v1/products/` as `/api/v1/products` instead of redirecting to it.
+
+    The router would answer 307 with an absolute URL built from the Host header (plain http behind a TLS proxy),
+    and many clients do not follow a 307 on POST.
+    """
+    path: str = scope["path"]
+    if len(path) > 1 and path.endswith("/"):
+        scope["path"] = path.rstrip("/") or "/"
+        raw_path = scope.get("raw_path")
+        if raw_path:
+            scope["raw_path"] = raw_path.rstrip(b"/") or b"/"
+
+
 class RequestContextMiddleware:
     """Outermost layer: request id, security headers, one access-log line and the metrics of every request.
 
@@ -67,6 +81,7 @@ class RequestContextMiddleware:
         # (asgi-lifespan's test wrapper shares one dict). The rate limiter leaves verified token claims there for
         # the auth dependency: in a shared dict the next request, with a forged token or none, would inherit them.
         scope["state"] = dict(scope.get("state") or {})
+        _drop_trailing_slash(scope)
         supplied = Headers(scope=scope).get(REQUEST_ID_HEADER)
         request_id = supplied if supplied and _CLIENT_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
         _state(scope)["request_id"] = request_id
@@ -124,10 +139,18 @@ class RequestContextMiddleware:
 
 
 class ProblemCORSMiddleware(CORSMiddleware):
-    """Starlette's CORS, except that a refused preflight is a problem+json 400 carrying no CORS headers at all.
+    """Starlette's CORS, except that unlisted origins get no CORS headers at all.
 
-    Starlette answers it in plain text with the allowed methods and headers, to any origin.
+    Starlette answers a refused preflight in plain text with the allowed methods and headers, and adds its
+    exposed-headers list to every response that names an origin, listed or not.
     """
+
+    async def send(self, message: Message, send: Send, request_headers: Headers) -> None:
+        origin = request_headers.get("Origin")
+        if origin is not None and not self.is_allowed_origin(origin=origin):
+            await send(message)
+            return
+        await super().send(message, send, request_headers)
 
     def preflight_response(self, request_headers: Headers) -> Response:
         response = super().preflight_response(request_headers)

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from auth.roles import Role
-from auth.security import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES, PASSWORD_RULE, password_size_ok
+from auth.security import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES, PASSWORD_RULE, USERNAME_PATTERN, password_size_ok
 from database.pagination import Page as PageResult
 from models.order import OrderStatus
 
@@ -69,8 +69,18 @@ Price = Annotated[
 ]
 
 
+def _refuse_nul(text: str) -> str:
+    # PostgreSQL cannot store U+0000 in text (the driver raises) and bcrypt refuses it: say so up front.
+    if "\x00" in text:
+        raise ValueError("text must not contain NUL (U+0000) characters")
+    return text
+
+
+NoNul = AfterValidator(_refuse_nul)
+
+
 def _trimmed(min_length: int, max_length: int) -> Any:
-    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)]
+    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length), NoNul]
 
 
 def _password_bytes(password: str) -> str:
@@ -81,6 +91,7 @@ def _password_bytes(password: str) -> str:
 
 Password = Annotated[
     str,
+    NoNul,
     AfterValidator(_password_bytes),
     WithJsonSchema(
         {
@@ -92,7 +103,7 @@ Password = Annotated[
         }
     ),
 ]
-Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,32}$")]
+Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
 
 
 class RequestModel(BaseModel):
@@ -155,16 +166,16 @@ class RegisterIn(RequestModel):
 
 
 class LoginIn(RequestModel):
-    username: Annotated[str, Field(min_length=1, max_length=320, description="Username or email")]
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    username: Annotated[str, Field(min_length=1, max_length=320, description="Username or email"), NoNul]
+    password: Annotated[str, Field(min_length=1, max_length=1024), NoNul]
 
 
 class RefreshIn(RequestModel):
-    refresh_token: Annotated[str, Field(min_length=1, max_length=512)]
+    refresh_token: Annotated[str, Field(min_length=1, max_length=512), NoNul]
 
 
 class LogoutIn(RequestModel):
-    refresh_token: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    refresh_token: Annotated[str, Field(min_length=1, max_length=512), NoNul] | None = None
 
 
 class TokenOut(BaseModel):
@@ -207,7 +218,7 @@ class CategoryOut(ResponseModel):
 
 class ProductIn(RequestModel):
     name: _trimmed(1, 200)
-    description: Annotated[str, Field(max_length=5000)] = Field(
+    description: Annotated[str, Field(max_length=5000), NoNul] = Field(
         default="", description="HTML is sanitised: scripts, event handlers and javascript: URLs are removed"
     )
     price: Price = Field(description="A string or a number with at most two decimals", examples=["19.90"])

@@ -9,6 +9,7 @@ import bcrypt
 # bcrypt reads at most 72 bytes; longer passwords are refused up front, never silently truncated.
 MAX_PASSWORD_BYTES = 72
 MIN_PASSWORD_BYTES = 8
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 PASSWORD_RULE = f"password must be {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes in UTF-8"
 
 

@@ -135,8 +135,7 @@ async def write_transaction(session: AsyncSession) -> AsyncIterator[AsyncSession
     A read transaction left open by earlier reads (loading the current user, say) is ended first, so that the
     write starts on a fresh transaction that declares its intent to write.
     """
-    if session.in_transaction():
-        await session.commit()
+    await release_connection(session)
     await session.connection(execution_options=write_options(session.get_bind().dialect.name))
     try:
         yield session
@@ -148,5 +147,8 @@ async def write_transaction(session: AsyncSession) -> AsyncIterator[AsyncSession
 
 async def release_connection(session: AsyncSession) -> None:
     """End the read transaction so its pooled connection goes back while the caller waits on something slow."""
+    if session.new or session.dirty or session.deleted:
+        # Changes belong inside write_transaction; ending a read must never be what commits them.
+        raise RuntimeError("unflushed changes outside a write transaction")
     if session.in_transaction():
         await session.commit()

@@ -90,13 +90,14 @@ class AuthService:
         return pair
 
     async def logout(self, *, session: AsyncSession, claims: AccessClaims, refresh_token: str | None) -> None:
+        await self.revocations.revoke(session=session, jti=claims.jti, expires_at=claims.expires_at)
+        if not refresh_token:
+            return
         async with write_transaction(session):
-            await self.revocations.revoke(session=session, jti=claims.jti, expires_at=claims.expires_at)
-            if refresh_token:
-                known = await tokens_repo.find_refresh_token(session, hash_refresh_token(refresh_token))
-                # Only the caller's own family: naming someone else's token must not log them out.
-                if known is not None and known.user_id == claims.user_id:
-                    await tokens_repo.revoke_family(session, family_id=known.family_id, now=datetime.now(UTC))
+            known = await tokens_repo.find_refresh_token(session, hash_refresh_token(refresh_token))
+            # Only the caller's own family: naming someone else's token must not log them out.
+            if known is not None and known.user_id == claims.user_id:
+                await tokens_repo.revoke_family(session, family_id=known.family_id, now=datetime.now(UTC))
 
     async def _issue(self, session: AsyncSession, user: User, *, family_id: str) -> TokenPair:
         settings = self.settings

@@ -103,6 +103,9 @@ async def _reserve_and_record(
     for line in sorted(lines, key=lambda line: line.product_id):
         price = await products_repo.reserve_stock(session, product_id=line.product_id, quantity=line.quantity)
         if price is None:
+            if not await products_repo.live_product_ids(session, [line.product_id]):
+                # Deleted since the check above.
+                raise UnknownReferenceError(f"Product {line.product_id} does not exist", code="unknown_product")
             raise ConflictError(f"Not enough stock for product {line.product_id}", code="insufficient_stock")
         items.append((line.product_id, line.quantity, price))
     total = sum((price * quantity for _, quantity, price in items), Decimal("0.00"))

@@ -7,6 +7,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from database.connection import write_transaction
 from database.repositories import tokens as tokens_repo
 from database.repositories import users as users_repo
 from models import User
@@ -25,7 +26,8 @@ class RevocationStore(Protocol):
 
 class DatabaseRevocationStore:
     async def revoke(self, *, session: AsyncSession, jti: str, expires_at: datetime) -> None:
-        await tokens_repo.revoke_access_token(session, jti=jti, expires_at=expires_at)
+        async with write_transaction(session):
+            await tokens_repo.revoke_access_token(session, jti=jti, expires_at=expires_at)
 
     async def load_user(self, *, session: AsyncSession, user_id: int, jti: str) -> tuple[User | None, bool]:
         return await users_repo.get_user_unless_revoked(session, user_id=user_id, jti=jti)

@@ -5,15 +5,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
-from api.dependencies import API_PREFIX, Admin, CurrentUser, Customer, PageDep, SessionDep, SettingsDep
+from api.dependencies import (
+    API_PREFIX,
+    Admin,
+    AdminOrOwnOrders,
+    CurrentUser,
+    Customer,
+    PageDep,
+    SessionDep,
+    SettingsDep,
+)
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse
-from api.schemas import MAX_ID, OrderIn, OrderOut, OrderStatusIn, Page, page_of
+from api.schemas import MAX_ID, NoNul, OrderIn, OrderOut, OrderStatusIn, Page, page_of
 from auth.roles import Role
 from models import Order, OrderStatus
 from observability.metrics import ORDERS_PLACED, ORDERS_REFUSED
 from services import orders as orders_service
-from services.errors import PermissionDeniedError, ShopError
+from services.errors import ShopError
 from services.order_status import describe_transitions
 from services.orders import OrderLine
 
@@ -44,7 +53,9 @@ async def place_order(
     session: SessionDep,
     settings: SettingsDep,
     idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255, description="1-255 characters")
+        str | None,
+        Header(alias="Idempotency-Key", min_length=1, max_length=255, description="1-255 characters"),
+        NoNul,
     ] = None,
 ) -> Response:
     try:
@@ -71,18 +82,13 @@ async def place_order(
 
 @router.get("", response_model=Page[OrderOut], summary="Orders, newest first: one's own, or everyone's for an admin")
 async def list_orders(
-    user: CurrentUser,
+    user: AdminOrOwnOrders,
     session: SessionDep,
     page: PageDep,
     order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
     user_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Admins only: one user's orders")] = None,
 ) -> ModelResponse:
-    if user.role_enum.includes(Role.ADMIN):
-        owner = user_id
-    elif user_id is None or user_id == user.id:
-        owner = user.id
-    else:
-        raise PermissionDeniedError("Only admins may list other users' orders", code="insufficient_role")
+    owner = user_id if user.role_enum.includes(Role.ADMIN) else user.id
     result = await orders_service.list_orders(session=session, page=page, user_id=owner, status=order_status)
     return ModelResponse(page_of(OrderOut, result))
 

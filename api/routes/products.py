@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
-from api.schemas import MAX_ID, Page, ProductIn, ProductOut, ProductSort, page_of
+from api.schemas import MAX_ID, NoNul, Page, ProductIn, ProductOut, ProductSort, page_of
 from database.repositories.products import ProductFilter
 from services import products as products_service
 from services.products import ProductData
@@ -34,6 +34,7 @@ async def list_products(
     q: Annotated[
         str | None,
         Query(max_length=200, description="Case-insensitive substring of the name; % and _ match themselves"),
+        NoNul,
     ] = None,
     min_price: PriceBound = None,
     max_price: PriceBound = None,

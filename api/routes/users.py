@@ -4,13 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
+from api.dependencies import API_PREFIX, Admin, AdminOrSelf, CurrentUser, PageDep, SessionDep
 from api.openapi import PROTECTED, problems
 from api.responses import ModelResponse
 from api.schemas import MAX_ID, Page, UserOut, UserPatch, page_of
-from auth.roles import Role
 from services import users as users_service
-from services.errors import PermissionDeniedError
 
 router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"], responses=PROTECTED)
 
@@ -28,11 +26,9 @@ async def list_users(_admin: Admin, session: SessionDep, page: PageDep) -> Model
 
 
 @router.get("/{id}", response_model=UserOut, responses=problems(404), summary="A user (admin, or that user itself)")
-async def read_user(user: CurrentUser, user_id: UserId, session: SessionDep) -> ModelResponse:
+async def read_user(user: AdminOrSelf, user_id: UserId, session: SessionDep) -> ModelResponse:
     if user.id == user_id:
         return ModelResponse(UserOut.model_validate(user))
-    if not user.role_enum.includes(Role.ADMIN):
-        raise PermissionDeniedError("Only admins may read other users", code="insufficient_role")
     return ModelResponse(UserOut.model_validate(await users_service.get_user(session=session, user_id=user_id)))
 
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.upsert import insert_ignoring_conflicts
@@ -58,10 +58,6 @@ async def revoke_family(session: AsyncSession, *, family_id: str, now: datetime)
 
 async def revoke_access_token(session: AsyncSession, *, jti: str, expires_at: datetime) -> None:
     await insert_ignoring_conflicts(session, RevokedAccessToken, {"jti": jti, "expires_at": expires_at})
-
-
-async def is_access_token_revoked(session: AsyncSession, jti: str) -> bool:
-    return bool((await session.execute(select(exists().where(RevokedAccessToken.jti == jti)))).scalar())
 
 
 async def delete_expired_tokens(session: AsyncSession, *, now: datetime) -> int:

@@ -271,18 +271,22 @@ INVALID_READS = {
     "size 101": (ORDERS, {"size": 101}, "query"),
     "page not a number": (ORDERS, {"page": "first"}, "query"),
     "unknown status": (ORDERS, {"status": "refunded"}, "query"),
-    "user_id 0": (ORDERS, {"user_id": 0}, "query"),
     "order id 0": (f"{ORDERS}/0", {}, "path"),
     "order id not a number": (f"{ORDERS}/abc", {}, "path"),
     "order id too large": (f"{ORDERS}/{2**31}", {}, "path"),
 }
 
 
-async def test_invalid_query_or_path_is_422(client, user_headers):
+async def test_invalid_query_or_path_is_422(client, user_headers, admin_headers):
     for case, (path, params, where) in INVALID_READS.items():
         response = await client.get(path, params=params, headers=user_headers)
         problem = assert_problem(response, 422, "validation_error", case)
         assert [error["loc"][0] for error in problem["errors"]] == [where], case
+    # Only an admin may filter by user_id at all, so only an admin's bad user_id reaches validation.
+    problem = assert_problem(
+        await client.get(ORDERS, params={"user_id": 0}, headers=admin_headers), 422, "validation_error"
+    )
+    assert [error["loc"] for error in problem["errors"]] == [["query", "user_id"]]
 
 
 async def test_list_filters_by_status(client, admin_headers, user_headers):

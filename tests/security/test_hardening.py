@@ -215,7 +215,7 @@ async def test_no_cors_headers_for_an_unlisted_origin(app_client, configured):
         # Refused: 400 when CORS is configured, 405 when OPTIONS reaches the routes; a problem either way.
         assert_problem(preflight, 400 if configured else 405)
         for response in (simple, preflight):
-            assert not [name for name in response.headers if name.lower().startswith("access-control-allow")]
+            assert not [name for name in response.headers if name.lower().startswith("access-control-")]
 
 
 async def test_valid_request_id_is_echoed_in_header_and_problem(client):
@@ -250,3 +250,12 @@ async def test_made_up_methods_do_not_grow_the_metrics(client):
     }
     assert "MADEUP1" not in methods
     assert "other" in methods
+
+
+async def test_trailing_slash_is_served_not_redirected(client, admin_headers):
+    created = await client.post("/api/v1/categories/", json={"name": "Slashed"}, headers=admin_headers)
+    assert created.status_code == 201
+    listed = await client.get("/api/v1/categories/", headers=admin_headers)
+    assert listed.status_code == 200
+    assert [item["name"] for item in listed.json()["items"]] == ["Slashed"]
+    assert (await client.get(f"/api/v1/categories/{created.json()['id']}/", headers=admin_headers)).status_code == 200

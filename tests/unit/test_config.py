@@ -145,3 +145,9 @@ def test_valid_rate_limits_are_accepted(monkeypatch, limit):
 def test_only_hmac_algorithms_can_be_configured(algorithm):
     with pytest.raises(ValidationError, match="jwt_algorithm"):
         Settings(jwt_algorithm=algorithm)
+
+
+@pytest.mark.parametrize("username", ["ab", "has space", "x" * 33, "ünï"])
+def test_admin_username_follows_the_registration_rule(username):
+    with pytest.raises(ValidationError, match="ADMIN_USERNAME"):
+        Settings(environment="test", admin_username=username)
