@@ -5,9 +5,10 @@ from decimal import Decimal
 from typing import Any
 
 from httpx import AsyncClient
+from sqlalchemy import select
 
 from auth.roles import Role
-from models import User
+from models import Product, User
 
 PASSWORD = "correct-horse-battery"
 _sequence = itertools.count(1)
@@ -86,3 +87,11 @@ async def create_product(
 async def place_order(client: AsyncClient, headers: dict[str, str], items: list[tuple[int, int]], **kwargs: Any) -> Any:
     body = {"items": [{"product_id": product_id, "quantity": quantity} for product_id, quantity in items]}
     return await client.post("/api/v1/orders", json=body, headers=headers, **kwargs)
+
+
+async def stocks(client: AsyncClient, *product_ids: int) -> list[int]:
+    """Stock as the database has it, in the order asked."""
+    async with client.app.state.database.sessionmaker() as session:  # type: ignore[attr-defined]
+        query = select(Product.id, Product.stock).where(Product.id.in_(product_ids))
+        found = dict((await session.execute(query)).all())
+    return [found[product_id] for product_id in product_ids]

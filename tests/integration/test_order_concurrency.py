@@ -15,8 +15,8 @@ from httpx import AsyncClient, Response
 from sqlalchemy import event, func, select, text
 
 from auth.roles import Role
-from models import Order, OrderItem, Product
-from tests.helpers import create_product, place_order, signed_in
+from models import Order, OrderItem
+from tests.helpers import create_product, place_order, signed_in, stocks
 
 ORDERS = "/api/v1/orders"
 LOCK_WAITERS = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
@@ -83,13 +83,6 @@ async def behind_order_lock(client: AsyncClient, order_id: int, requests: list[A
             await asyncio.sleep(0.01)
         await holder.rollback()
         return list(await asyncio.gather(*tasks))
-
-
-async def stocks(client: AsyncClient, *product_ids: int) -> list[int]:
-    async with client.app.state.database.sessionmaker() as session:
-        query = select(Product.id, Product.stock).where(Product.id.in_(product_ids))
-        found = dict((await session.execute(query)).all())
-    return [found[product_id] for product_id in product_ids]
 
 
 async def sold(client: AsyncClient) -> dict[int, int]:

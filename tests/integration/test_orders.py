@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 
 from database.repositories import products as products_repo
 from models import IdempotencyKey, Order, OrderItem, Product
-from tests.helpers import create_product, place_order, signed_in
+from tests.helpers import create_product, place_order, signed_in, stocks
 
 ORDERS = "/api/v1/orders"
 ORDER_KEYS = {"id", "user_id", "status", "total", "created_at", "updated_at", "items"}
@@ -50,14 +50,6 @@ def assert_timestamp(value: str) -> datetime:
     moment = datetime.fromisoformat(value)
     assert moment.utcoffset() is not None, value
     return moment
-
-
-async def stocks(client: AsyncClient, *product_ids: int) -> list[int]:
-    """Stock as the database has it, in the order asked."""
-    async with client.app.state.database.sessionmaker() as session:
-        query = select(Product.id, Product.stock).where(Product.id.in_(product_ids))
-        found = dict((await session.execute(query)).all())
-    return [found[product_id] for product_id in product_ids]
 
 
 async def counts(client: AsyncClient) -> tuple[int, int]:
