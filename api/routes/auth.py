@@ -30,8 +30,8 @@ _LOGIN_FORM_SCHEMA = {
 }
 
 
-def _token_out(pair: object) -> ModelResponse:
-    return TokenOut.model_validate(pair, from_attributes=True)
+def _token_response(pair: object) -> ModelResponse:
+    return ModelResponse(TokenOut.model_validate(pair, from_attributes=True))
 
 
 @router.post(
@@ -93,7 +93,7 @@ async def login(request: Request, session: SessionDep, auth: AuthServiceDep) -> 
         LOGINS.labels(outcome=refused.code).inc()
         raise
     LOGINS.labels(outcome="success").inc()
-    return ModelResponse(_token_out(pair))
+    return _token_response(pair)
 
 
 @router.post(
@@ -103,7 +103,7 @@ async def login(request: Request, session: SessionDep, auth: AuthServiceDep) -> 
     summary="Rotate a refresh token: each is good once; reuse revokes its whole family",
 )
 async def refresh(body: RefreshIn, session: SessionDep, auth: AuthServiceDep) -> ModelResponse:
-    return ModelResponse(_token_out(await auth.refresh(session=session, refresh_token=body.refresh_token)))
+    return _token_response(await auth.refresh(session=session, refresh_token=body.refresh_token))
 
 
 @router.post(
