@@ -1,17 +1,25 @@
 """Small helpers that create users, catalogue entries and orders through the API; a test states only what matters."""
 
+import asyncio
 import itertools
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.roles import Role
 from models import Product, User
 
 PASSWORD = "correct-horse-battery"
 _sequence = itertools.count(1)
+LOCK_WAITERS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+# Guards a test whose tasks never block or finish; no speed is asserted.
+LOCK_WAIT_DEADLINE_SECONDS = 30
 
 
 def unique(prefix: str) -> str:
@@ -95,3 +103,23 @@ async def stocks(client: AsyncClient, *product_ids: int) -> list[int]:
         query = select(Product.id, Product.stock).where(Product.id.in_(product_ids))
         found = dict((await session.execute(query)).all())
     return [found[product_id] for product_id in product_ids]
+
+
+async def wait_for_lock_waiters(engine: AsyncEngine, tasks: Sequence[asyncio.Future[Any]]) -> None:
+    """On PostgreSQL, return once every one of `tasks` waits for a lock in the database, or is done.
+
+    So a test knows a transaction is blocked before it lets the blocking one go. SQLite has no lock waits to
+    see (its writers queue on the file lock); there this returns at once.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LOCK_WAIT_DEADLINE_SECONDS
+    async with engine.connect() as observer:
+        while not all(task.done() for task in tasks) and loop.time() < deadline:
+            waiting = await observer.scalar(LOCK_WAITERS)
+            # pg_stat_activity is a snapshot per transaction; end it so the next poll looks again.
+            await observer.rollback()
+            if waiting >= len(tasks):
+                return
+            await asyncio.sleep(0.01)

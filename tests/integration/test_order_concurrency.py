@@ -16,10 +16,9 @@ from sqlalchemy import event, func, select, text
 
 from auth.roles import Role
 from models import Order, OrderItem
-from tests.helpers import create_product, place_order, signed_in, stocks
+from tests.helpers import create_product, place_order, signed_in, stocks, wait_for_lock_waiters
 
 ORDERS = "/api/v1/orders"
-LOCK_WAITERS = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
 
 
 @asynccontextmanager
@@ -70,17 +69,10 @@ async def behind_order_lock(client: AsyncClient, order_id: int, requests: list[A
     engine = client.app.state.database.engine
     if engine.dialect.name != "postgresql":
         return list(await asyncio.gather(*requests))
-    async with engine.connect() as holder, engine.connect() as observer:
+    async with engine.connect() as holder:
         await holder.execute(text("SELECT id FROM orders WHERE id = :id FOR UPDATE"), {"id": order_id})
         tasks = [asyncio.ensure_future(request) for request in requests]
-        deadline = asyncio.get_running_loop().time() + 30
-        while not all(task.done() for task in tasks) and asyncio.get_running_loop().time() < deadline:
-            waiting = await observer.scalar(text(LOCK_WAITERS))
-            # pg_stat_activity is a snapshot per transaction; end it so the next poll looks again.
-            await observer.rollback()
-            if waiting >= len(tasks):
-                break
-            await asyncio.sleep(0.01)
+        await wait_for_lock_waiters(engine, tasks)
         await holder.rollback()
         return list(await asyncio.gather(*tasks))
 
