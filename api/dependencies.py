@@ -13,6 +13,7 @@ from auth.roles import Role
 from config import Settings
 from database.pagination import PageRequest
 from models import User
+from services.access import insufficient_role
 from services.auth import AuthService
 from services.errors import AuthenticationError, PermissionDeniedError
 
@@ -96,7 +97,7 @@ def require_role(minimum: Role) -> Callable[..., Any]:
 
     async def check_role(user: CurrentUser) -> User:
         if not user.role_enum.includes(minimum):
-            raise PermissionDeniedError(f"This needs the {minimum.value} role or higher", code="insufficient_role")
+            raise insufficient_role(minimum)
         return user
 
     return check_role

@@ -8,7 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from database.connection import write_transaction
 from database.pagination import Page, PageRequest
 from database.repositories import categories as categories_repo
-from models import Category
+from models import Category, User
+from services.access import require_active_admin
 from services.errors import ConflictError, InvalidInputError, NotFoundError
 
 _NOT_SLUG_CHARACTERS = re.compile(r"[^A-Za-z0-9]+")
@@ -49,10 +50,11 @@ async def get_category(*, session: AsyncSession, category_id: int) -> Category:
     return category
 
 
-async def create_category(*, session: AsyncSession, name: str, slug: str | None) -> Category:
+async def create_category(*, session: AsyncSession, actor: User, name: str, slug: str | None) -> Category:
     slug = _slug_for(name, slug)
     try:
         async with write_transaction(session):
+            await require_active_admin(session, actor=actor)
             if await categories_repo.slug_taken(session, slug):
                 raise _slug_taken(slug)
             return await categories_repo.add_category(session, name=name, slug=slug)
@@ -60,10 +62,13 @@ async def create_category(*, session: AsyncSession, name: str, slug: str | None)
         raise _slug_taken(slug) from None
 
 
-async def replace_category(*, session: AsyncSession, category_id: int, name: str, slug: str | None) -> Category:
+async def replace_category(
+    *, session: AsyncSession, actor: User, category_id: int, name: str, slug: str | None
+) -> Category:
     slug = _slug_for(name, slug)
     try:
         async with write_transaction(session):
+            await require_active_admin(session, actor=actor)
             category = await get_category(session=session, category_id=category_id)
             if await categories_repo.slug_taken(session, slug, except_id=category_id):
                 raise _slug_taken(slug)
@@ -75,9 +80,10 @@ async def replace_category(*, session: AsyncSession, category_id: int, name: str
         raise _slug_taken(slug) from None
 
 
-async def delete_category(*, session: AsyncSession, category_id: int) -> None:
+async def delete_category(*, session: AsyncSession, actor: User, category_id: int) -> None:
     try:
         async with write_transaction(session):
+            await require_active_admin(session, actor=actor)
             category = await get_category(session=session, category_id=category_id)
             if await categories_repo.has_live_products(session, category_id):
                 raise ConflictError(f"Category {category_id} still has products", code="category_in_use")

@@ -13,7 +13,8 @@ from database.connection import write_transaction
 from database.pagination import Page, PageRequest
 from database.repositories import orders as orders_repo
 from database.repositories import products as products_repo
-from models import IdempotencyKey, Order, OrderStatus
+from models import IdempotencyKey, Order, OrderStatus, User
+from services.access import require_active_admin
 from services.errors import ConflictError, NotFoundError, UnknownReferenceError
 from services.order_status import RESTOCKING_STATUSES, can_transition
 
@@ -130,10 +131,11 @@ async def list_orders(
     )
 
 
-async def change_order_status(*, session: AsyncSession, order_id: int, status: OrderStatus) -> Order:
+async def change_order_status(*, session: AsyncSession, actor: User, order_id: int, status: OrderStatus) -> Order:
     """Move an order along the status machine; cancelling puts its stock back, in the same transaction."""
     now = datetime.now(UTC)
     async with write_transaction(session):
+        await require_active_admin(session, actor=actor)
         order = await get_order(session=session, order_id=order_id, owner_id=None)
         current = OrderStatus(order.status)
         refused = ConflictError(

@@ -13,7 +13,8 @@ from database.pagination import Page, PageRequest
 from database.repositories import categories as categories_repo
 from database.repositories import products as products_repo
 from database.repositories.products import ProductFilter
-from models import Product
+from models import Product, User
+from services.access import require_active_admin
 from services.errors import NotFoundError, UnknownReferenceError
 
 
@@ -61,10 +62,11 @@ def _fields(data: ProductData) -> dict[str, object]:
     }
 
 
-async def create_product(*, session: AsyncSession, data: ProductData) -> Product:
+async def create_product(*, session: AsyncSession, actor: User, data: ProductData) -> Product:
     fields = _fields(data)
     try:
         async with write_transaction(session):
+            await require_active_admin(session, actor=actor)
             await _check_category(session, data.category_id)
             return await products_repo.add_product(session, **fields)
     except IntegrityError:
@@ -72,10 +74,11 @@ async def create_product(*, session: AsyncSession, data: ProductData) -> Product
         raise _unknown_category(data.category_id) from None
 
 
-async def replace_product(*, session: AsyncSession, product_id: int, data: ProductData) -> Product:
+async def replace_product(*, session: AsyncSession, actor: User, product_id: int, data: ProductData) -> Product:
     fields = _fields(data)
     try:
         async with write_transaction(session):
+            await require_active_admin(session, actor=actor)
             product = await get_product(session=session, product_id=product_id)
             await _check_category(session, data.category_id)
             for name, value in fields.items():
@@ -86,7 +89,8 @@ async def replace_product(*, session: AsyncSession, product_id: int, data: Produ
         raise _unknown_category(data.category_id) from None
 
 
-async def delete_product(*, session: AsyncSession, product_id: int) -> None:
+async def delete_product(*, session: AsyncSession, actor: User, product_id: int) -> None:
     async with write_transaction(session):
+        await require_active_admin(session, actor=actor)
         product = await get_product(session=session, product_id=product_id)
         await products_repo.soft_delete_product(session, product, now=datetime.now(UTC))

@@ -11,6 +11,7 @@ from database.connection import release_connection, write_transaction
 from database.pagination import Page, PageRequest
 from database.repositories import users as users_repo
 from models import User
+from services.access import require_active_admin
 from services.errors import ConflictError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ async def update_user(
         # An admin demoting or disabling themselves could leave the shop with no admin at all.
         raise ConflictError("Admins cannot demote or disable their own account", code="self_modification")
     async with write_transaction(session):
+        await require_active_admin(session, actor=actor, changing_user=user_id)
+        # Loaded and locked by the check above: this comes from the session, without another query.
         user = await get_user(session=session, user_id=user_id)
         if role is not None:
             user.role = role.value

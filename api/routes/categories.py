@@ -34,17 +34,17 @@ async def read_category(_user: CurrentUser, category_id: CategoryId, session: Se
     responses={201: {"headers": LOCATION_HEADER}, **problems(409)},
     summary="Create a category (admin); the slug is derived from the name when absent",
 )
-async def create_category(_admin: Admin, body: CategoryIn, session: SessionDep) -> ModelResponse:
-    category = await categories_service.create_category(session=session, name=body.name, slug=body.slug)
+async def create_category(admin: Admin, body: CategoryIn, session: SessionDep) -> ModelResponse:
+    category = await categories_service.create_category(session=session, actor=admin, name=body.name, slug=body.slug)
     return created(CategoryOut.model_validate(category), f"{API_PREFIX}/categories/{category.id}")
 
 
 @router.put("/{id}", response_model=CategoryOut, responses=problems(404, 409), summary="Replace a category (admin)")
 async def replace_category(
-    _admin: Admin, category_id: CategoryId, body: CategoryIn, session: SessionDep
+    admin: Admin, category_id: CategoryId, body: CategoryIn, session: SessionDep
 ) -> ModelResponse:
     category = await categories_service.replace_category(
-        session=session, category_id=category_id, name=body.name, slug=body.slug
+        session=session, actor=admin, category_id=category_id, name=body.name, slug=body.slug
     )
     return ModelResponse(CategoryOut.model_validate(category))
 
@@ -55,6 +55,6 @@ async def replace_category(
     responses=problems(404, 409),
     summary="Delete a category no product uses (admin)",
 )
-async def delete_category(_admin: Admin, category_id: CategoryId, session: SessionDep) -> Response:
-    await categories_service.delete_category(session=session, category_id=category_id)
+async def delete_category(admin: Admin, category_id: CategoryId, session: SessionDep) -> Response:
+    await categories_service.delete_category(session=session, actor=admin, category_id=category_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -109,7 +109,9 @@ async def read_order(user: CurrentUser, order_id: OrderId, session: SessionDep) 
     "Cancelling puts the stock back.",
 )
 async def change_order_status(
-    _admin: Admin, order_id: OrderId, body: OrderStatusIn, session: SessionDep
+    admin: Admin, order_id: OrderId, body: OrderStatusIn, session: SessionDep
 ) -> ModelResponse:
-    order = await orders_service.change_order_status(session=session, order_id=order_id, status=body.status)
+    order = await orders_service.change_order_status(
+        session=session, actor=admin, order_id=order_id, status=body.status
+    )
     return ModelResponse(OrderOut.model_validate(order))

@@ -63,14 +63,16 @@ async def read_product(_user: CurrentUser, product_id: ProductId, session: Sessi
     responses={201: {"headers": LOCATION_HEADER}, **problems(400)},
     summary="Create a product (admin)",
 )
-async def create_product(_admin: Admin, body: ProductIn, session: SessionDep) -> ModelResponse:
-    product = await products_service.create_product(session=session, data=_data(body))
+async def create_product(admin: Admin, body: ProductIn, session: SessionDep) -> ModelResponse:
+    product = await products_service.create_product(session=session, actor=admin, data=_data(body))
     return created(ProductOut.model_validate(product), f"{API_PREFIX}/products/{product.id}")
 
 
 @router.put("/{id}", response_model=ProductOut, responses=problems(400, 404), summary="Replace a product (admin)")
-async def replace_product(_admin: Admin, product_id: ProductId, body: ProductIn, session: SessionDep) -> ModelResponse:
-    product = await products_service.replace_product(session=session, product_id=product_id, data=_data(body))
+async def replace_product(admin: Admin, product_id: ProductId, body: ProductIn, session: SessionDep) -> ModelResponse:
+    product = await products_service.replace_product(
+        session=session, actor=admin, product_id=product_id, data=_data(body)
+    )
     return ModelResponse(ProductOut.model_validate(product))
 
 
@@ -80,6 +82,6 @@ async def replace_product(_admin: Admin, product_id: ProductId, body: ProductIn,
     responses=problems(404),
     summary="Remove a product from the catalogue (admin); orders holding it keep their items",
 )
-async def delete_product(_admin: Admin, product_id: ProductId, session: SessionDep) -> Response:
-    await products_service.delete_product(session=session, product_id=product_id)
+async def delete_product(admin: Admin, product_id: ProductId, session: SessionDep) -> Response:
+    await products_service.delete_product(session=session, actor=admin, product_id=product_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

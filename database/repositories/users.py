@@ -1,8 +1,11 @@
 """SQL for users."""
 
+from collections.abc import Collection
+
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth.roles import Role
 from database.pagination import Page, PageRequest, fetch_page
 from models import RevokedAccessToken, User
 
@@ -18,6 +21,40 @@ async def get_user_unless_revoked(session: AsyncSession, *, user_id: int, jti: s
     if row is None:
         return None, False
     return row[0], bool(row[1])
+
+
+async def lock_active_admin(session: AsyncSession, user_id: int) -> bool:
+    """Whether the user is an active admin, their row share-locked until the transaction ends.
+
+    A demotion committed before is seen; one in flight is waited for, then seen (PostgreSQL re-reads a locked row
+    that changed meanwhile); one that comes later waits for this transaction. SQLite has no row locks and needs
+    none: its writers run one at a time.
+    """
+    query = (
+        select(User.id)
+        .where(User.id == user_id, User.role == Role.ADMIN.value, User.is_active.is_(True))
+        # FOR SHARE: every admin write may hold it at once; only changing the row (a demotion) waits for them.
+        .with_for_update(read=True)
+    )
+    return (await session.scalar(query)) is not None
+
+
+async def lock_users(session: AsyncSession, user_ids: Collection[int]) -> dict[int, User]:
+    """The users of these ids, read afresh and locked for update until the transaction ends.
+
+    Rows are locked in id order, so two transactions locking the same users cannot deadlock: the second waits
+    for the first and then reads what it wrote.
+    """
+    query = (
+        select(User)
+        .where(User.id.in_(user_ids))
+        .order_by(User.id)
+        # FOR NO KEY UPDATE, the lock an UPDATE of these columns takes anyway: it leaves alone the key-share
+        # locks that inserting a user's orders or tokens takes on the row.
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return {user.id: user for user in await session.scalars(query)}
 
 
 async def find_user_by_login(session: AsyncSession, login: str) -> User | None:

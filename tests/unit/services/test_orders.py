@@ -12,20 +12,27 @@ from database.connection import Database, write_transaction
 from database.pagination import PageRequest
 from database.repositories import products as products_repo
 from database.repositories import users as users_repo
-from models import IdempotencyKey, Order, OrderItem, OrderStatus, Product
+from models import IdempotencyKey, Order, OrderItem, OrderStatus, Product, User
 from services import orders as orders_service
 from services.errors import ConflictError, NotFoundError, UnknownReferenceError
 from services.orders import OrderLine, fingerprint
 from tests.helpers import unique
 
 
-async def add_user(database: Database) -> int:
-    name = unique("buyer")
+async def add_user(database: Database, role: str = "user") -> int:
+    name = unique(role)
     async with database.sessionmaker() as session, write_transaction(session):
         user = await users_repo.add_user(
-            session, username=name, email=f"{name}@example.com", hashed_password="x" * 60, role="user"
+            session, username=name, email=f"{name}@example.com", hashed_password="x" * 60, role=role
         )
         return user.id
+
+
+async def add_admin(database: Database) -> User:
+    """The actor of status changes."""
+    user_id = await add_user(database, "admin")
+    async with database.sessionmaker() as session:
+        return await session.get_one(User, user_id)
 
 
 async def add_products(database: Database, *specs: tuple[str, int]) -> list[int]:
@@ -170,10 +177,11 @@ async def test_missing_or_foreign_order_is_not_found(database):
         await get_order(database, placed.order_id, owner_id=stranger)
     with pytest.raises(NotFoundError):
         await get_order(database, placed.order_id + 1)
+    admin = await add_admin(database)
     async with database.sessionmaker() as session:
         with pytest.raises(NotFoundError):
             await orders_service.change_order_status(
-                session=session, order_id=placed.order_id + 1, status=OrderStatus.PAID
+                session=session, actor=admin, order_id=placed.order_id + 1, status=OrderStatus.PAID
             )
 
 
@@ -182,8 +190,11 @@ async def test_list_orders_newest_first_per_user_and_status(database):
     (product,) = await add_products(database, ("1.00", 10))
     mine = [(await place(database, owner, [(product, 1)])).order_id for _ in range(3)]
     theirs = (await place(database, other, [(product, 1)])).order_id
+    admin = await add_admin(database)
     async with database.sessionmaker() as session:
-        await orders_service.change_order_status(session=session, order_id=mine[1], status=OrderStatus.PAID)
+        await orders_service.change_order_status(
+            session=session, actor=admin, order_id=mine[1], status=OrderStatus.PAID
+        )
 
     async def listed(user_id: int | None, status: OrderStatus | None = None) -> list[int]:
         async with database.sessionmaker() as session:
@@ -211,10 +222,13 @@ async def test_status_changes_and_cancelling_returns_stock(database, path, resto
     user_id = await add_user(database)
     first, second = await add_products(database, ("1.00", 10), ("2.00", 10))
     placed = await place(database, user_id, [(first, 3), (second, 4)])
+    admin = await add_admin(database)
 
     for status in path:
         async with database.sessionmaker() as session:
-            order = await orders_service.change_order_status(session=session, order_id=placed.order_id, status=status)
+            order = await orders_service.change_order_status(
+                session=session, actor=admin, order_id=placed.order_id, status=status
+            )
         assert order.status == status
     assert await stock_of(database, [first, second]) == ([10, 10] if restocked else [7, 6])
 
@@ -222,7 +236,7 @@ async def test_status_changes_and_cancelling_returns_stock(database, path, resto
     async with database.sessionmaker() as session:
         with pytest.raises(ConflictError) as refused:
             await orders_service.change_order_status(
-                session=session, order_id=placed.order_id, status=OrderStatus.CANCELLED
+                session=session, actor=admin, order_id=placed.order_id, status=OrderStatus.CANCELLED
             )
     assert refused.value.code == "invalid_status_transition"
     assert await stock_of(database, [first, second]) == ([10, 10] if restocked else [7, 6])
