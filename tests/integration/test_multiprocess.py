@@ -26,7 +26,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from models import Base
 from tests.conftest import PROJECT_ROOT, REQUIRE_SERVICES, TEST_DATABASE_URL, TEST_REDIS_URL, alembic_config, in_thread
@@ -383,3 +383,45 @@ async def test_instances_starting_together_migrate_in_turn(deployment):
         await engine.dispose()
     assert versions == [ScriptDirectory.from_config(alembic_config(deployment.database_url)).get_current_head()]
     assert drift == []
+
+
+async def sign_up_admin(http: httpx.AsyncClient, server: Server, engine: AsyncEngine) -> tuple[int, dict[str, str]]:
+    """A new admin's id and headers: signed up on `server`, promoted straight in the database, then logged in."""
+    username = unique("mpadmin")
+    registered = await http.post(
+        server.url("/api/v1/auth/register"),
+        json={"username": username, "email": f"{username}@example.com", "password": PASSWORD},
+    )
+    assert registered.status_code == 201, registered.text
+    user_id = registered.json()["id"]
+    async with engine.begin() as connection:
+        await connection.execute(text("UPDATE users SET role = 'admin' WHERE id = :id"), {"id": user_id})
+    login = await http.post(server.url("/api/v1/auth/login"), json={"username": username, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    return user_id, bearer(login.json()["access_token"])
+
+
+ACTIVE_ADMINS = text("SELECT count(*) FROM users WHERE id IN (:a, :b) AND role = 'admin' AND is_active")
+
+
+async def test_admins_on_two_processes_demoting_each_other_leave_one_admin(deployment):
+    a, b = deployment.a, deployment.b
+    engine = create_async_engine(deployment.database_url)
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            for _ in range(20):
+                first_id, first = await sign_up_admin(http, a, engine)
+                second_id, second = await sign_up_admin(http, b, engine)
+
+                responses = await asyncio.gather(
+                    http.patch(a.url(f"/api/v1/users/{second_id}"), json={"role": "user"}, headers=first),
+                    http.patch(b.url(f"/api/v1/users/{first_id}"), json={"role": "user"}, headers=second),
+                )
+
+                assert sorted(r.status_code for r in responses) == [200, 403], [r.text for r in responses]
+                refused = next(response for response in responses if response.status_code == 403)
+                assert refused.json()["code"] == "insufficient_role"
+                async with engine.connect() as connection:
+                    assert await connection.scalar(ACTIVE_ADMINS, {"a": first_id, "b": second_id}) == 1
+    finally:
+        await engine.dispose()
