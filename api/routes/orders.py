@@ -17,6 +17,7 @@ from api.dependencies import (
 )
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse
+from api.routing import ExactJSONRoute
 from api.schemas import MAX_ID, NoNul, OrderIn, OrderOut, OrderStatusIn, Page, page_of
 from auth.roles import Role
 from models import Order, OrderStatus
@@ -26,7 +27,7 @@ from services.errors import ShopError
 from services.order_status import describe_transitions
 from services.orders import OrderLine
 
-router = APIRouter(prefix=f"{API_PREFIX}/orders", tags=["orders"], responses=PROTECTED)
+router = APIRouter(prefix=f"{API_PREFIX}/orders", tags=["orders"], responses=PROTECTED, route_class=ExactJSONRoute)
 
 OrderId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
 

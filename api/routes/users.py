@@ -7,10 +7,11 @@ from fastapi import APIRouter, Path
 from api.dependencies import API_PREFIX, Admin, AdminOrSelf, CurrentUser, PageDep, SessionDep
 from api.openapi import PROTECTED, problems
 from api.responses import ModelResponse
+from api.routing import ExactJSONRoute
 from api.schemas import MAX_ID, Page, UserOut, UserPatch, page_of
 from services import users as users_service
 
-router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"], responses=PROTECTED)
+router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"], responses=PROTECTED, route_class=ExactJSONRoute)
 
 UserId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
 
