@@ -3,7 +3,7 @@
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from api.dependencies import (
     API_PREFIX,
@@ -18,7 +18,7 @@ from api.dependencies import (
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse
 from api.routing import ExactJSONRoute
-from api.schemas import MAX_ID, NoNul, OrderIn, OrderOut, OrderStatusIn, Page, page_of
+from api.schemas import IdParam, NoNul, OrderIn, OrderOut, OrderStatusIn, Page, PathId, page_of
 from auth.roles import Role
 from models import Order, OrderStatus
 from observability.metrics import ORDERS_PLACED, ORDERS_REFUSED
@@ -28,8 +28,6 @@ from services.order_status import describe_transitions
 from services.orders import OrderLine
 
 router = APIRouter(prefix=f"{API_PREFIX}/orders", tags=["orders"], responses=PROTECTED, route_class=ExactJSONRoute)
-
-OrderId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
 
 
 def render_order(order: Order) -> str:
@@ -87,7 +85,7 @@ async def list_orders(
     session: SessionDep,
     page: PageDep,
     order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
-    user_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Admins only: one user's orders")] = None,
+    user_id: Annotated[IdParam | None, Query(description="Admins only: one user's orders")] = None,
 ) -> ModelResponse:
     owner = user_id if user.role_enum.includes(Role.ADMIN) else user.id
     result = await orders_service.list_orders(session=session, page=page, user_id=owner, status=order_status)
@@ -95,7 +93,7 @@ async def list_orders(
 
 
 @router.get("/{id}", response_model=OrderOut, responses=problems(404), summary="An order (its owner, or an admin)")
-async def read_order(user: CurrentUser, order_id: OrderId, session: SessionDep) -> ModelResponse:
+async def read_order(user: CurrentUser, order_id: PathId, session: SessionDep) -> ModelResponse:
     owner_id = None if user.role_enum.includes(Role.ADMIN) else user.id
     order = await orders_service.get_order(session=session, order_id=order_id, owner_id=owner_id)
     return ModelResponse(OrderOut.model_validate(order))
@@ -110,7 +108,7 @@ async def read_order(user: CurrentUser, order_id: OrderId, session: SessionDep) 
     "Cancelling puts the stock back.",
 )
 async def change_order_status(
-    _admin: Admin, order_id: OrderId, body: OrderStatusIn, session: SessionDep
+    _admin: Admin, order_id: PathId, body: OrderStatusIn, session: SessionDep
 ) -> ModelResponse:
     order = await orders_service.change_order_status(session=session, order_id=order_id, status=body.status)
     return ModelResponse(OrderOut.model_validate(order))
