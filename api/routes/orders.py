@@ -3,7 +3,8 @@
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 
 from api.dependencies import (
     API_PREFIX,
@@ -18,7 +19,7 @@ from api.dependencies import (
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse
 from api.routing import ExactJSONRoute
-from api.schemas import IdParam, NoNul, OrderIn, OrderOut, OrderStatusIn, Page, PathId, page_of
+from api.schemas import IdParam, OrderIn, OrderOut, OrderStatusIn, Page, PathId, page_of
 from auth.roles import Role
 from models import Order, OrderStatus
 from observability.metrics import ORDERS_PLACED, ORDERS_REFUSED
@@ -30,8 +31,37 @@ from services.orders import OrderLine
 router = APIRouter(prefix=f"{API_PREFIX}/orders", tags=["orders"], responses=PROTECTED, route_class=ExactJSONRoute)
 
 
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+
+
 def render_order(order: Order) -> str:
     return OrderOut.model_validate(order).model_dump_json()
+
+
+async def idempotency_key_header(
+    request: Request,
+    key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_KEY_HEADER,
+            min_length=1,
+            max_length=255,
+            # Visible ASCII only: header bytes are read as latin-1, so anything else would be stored garbled.
+            pattern=r"^[\x21-\x7e]+$",
+            description="1-255 characters of visible ASCII (`!` to `~`: no spaces, no other characters); "
+            "at most one such header",
+        ),
+    ] = None,
+) -> str | None:
+    """The request's one Idempotency-Key: of several, FastAPI would quietly use the first and a proxy maybe another."""
+    if key is not None and len(request.headers.getlist(IDEMPOTENCY_KEY_HEADER)) > 1:
+        raise RequestValidationError(
+            [{"type": "duplicate_header", "loc": ("header", IDEMPOTENCY_KEY_HEADER), "msg": "Send one Idempotency-Key"}]
+        )
+    return key
+
+
+IdempotencyKey = Annotated[str | None, Depends(idempotency_key_header)]
 
 
 @router.post(
@@ -51,11 +81,7 @@ async def place_order(
     body: OrderIn,
     session: SessionDep,
     settings: SettingsDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(alias="Idempotency-Key", min_length=1, max_length=255, description="1-255 characters"),
-        NoNul,
-    ] = None,
+    idempotency_key: IdempotencyKey,
 ) -> Response:
     try:
         placed = await orders_service.place_order(
