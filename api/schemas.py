@@ -1,12 +1,15 @@
 """Request and response bodies of the API, and the validation rules of the contract."""
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
+from fastapi import Path
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -15,6 +18,7 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from auth.roles import Role
 from auth.security import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES, PASSWORD_RULE, USERNAME_PATTERN, password_size_ok
@@ -30,6 +34,23 @@ SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 MONEY_PATTERN = r"^\d+\.\d{2}$"
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
+
+# An id in a URL in its one spelling: ASCII digits, no sign, spaces, point, underscore or leading zero.
+_PLAIN_ID = re.compile(r"[1-9][0-9]{0,9}")
+
+
+def _plain_decimal(value: Any) -> Any:
+    # Pydantic reads " 88", "+88", "088", "0_88" and "88.0" as 88, so one resource would answer to many URLs.
+    if isinstance(value, str) and not _PLAIN_ID.fullmatch(value):
+        raise PydanticCustomError("int_parsing", "Input should be an integer written in plain digits 0-9")
+    return value
+
+
+# For ids in paths and query strings, which arrive as text; ids in JSON bodies are `Id` (JSON integers only).
+# The bounds come before the validator so that the OpenAPI schema keeps them as minimum and maximum.
+IdParam = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_plain_decimal)]
+# The `{id}` of every route: FastAPI's parameter is named after the resource (`product_id`), the path says `id`.
+PathId = Annotated[IdParam, Path(alias="id")]
 
 
 def _format_money(amount: Decimal) -> str:

@@ -1,6 +1,5 @@
 """Registration, login (JSON or OAuth2 form), refresh-token rotation and logout."""
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response, status
@@ -11,12 +10,13 @@ from api.dependencies import API_PREFIX, AccessClaimsDep, AuthServiceDep, Curren
 from api.errors import UnsupportedMediaTypeError
 from api.openapi import LOCATION_HEADER, problems
 from api.responses import ModelResponse, created
+from api.routing import ExactJSONRoute, loads_exact
 from api.schemas import LoginIn, LogoutIn, RefreshIn, RegisterIn, TokenOut, UserOut
 from observability.metrics import LOGINS
 from services import users as users_service
 from services.errors import AuthenticationError, PermissionDeniedError
 
-router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"])
+router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"], route_class=ExactJSONRoute)
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 _LOGIN_FORM_SCHEMA = {
@@ -55,9 +55,10 @@ async def _login_body(request: Request) -> LoginIn:
         form = await request.form()
         fields = {name: form.get(name) for name in ("username", "password") if form.get(name) is not None}
     elif media_type in ("application/json", ""):
+        # This route reads its body itself (no body field for the route class to hook), with the same parser.
         # RecursionError: JSON nested deeper than the parser can follow is as unreadable as broken JSON.
         try:
-            fields = json.loads(await request.body())
+            fields = loads_exact(await request.body())
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "Invalid JSON"}]) from None
     else:

@@ -1,18 +1,17 @@
 """Categories of the catalogue."""
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Response, status
 
 from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
-from api.schemas import MAX_ID, CategoryIn, CategoryOut, Page, page_of
+from api.routing import ExactJSONRoute
+from api.schemas import CategoryIn, CategoryOut, Page, PathId, page_of
 from services import categories as categories_service
 
-router = APIRouter(prefix=f"{API_PREFIX}/categories", tags=["categories"], responses=PROTECTED)
-
-CategoryId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
+router = APIRouter(
+    prefix=f"{API_PREFIX}/categories", tags=["categories"], responses=PROTECTED, route_class=ExactJSONRoute
+)
 
 
 @router.get("", response_model=Page[CategoryOut], summary="Categories, ordered by name")
@@ -21,7 +20,7 @@ async def list_categories(_user: CurrentUser, session: SessionDep, page: PageDep
 
 
 @router.get("/{id}", response_model=CategoryOut, responses=problems(404), summary="A category")
-async def read_category(_user: CurrentUser, category_id: CategoryId, session: SessionDep) -> ModelResponse:
+async def read_category(_user: CurrentUser, category_id: PathId, session: SessionDep) -> ModelResponse:
     return ModelResponse(
         CategoryOut.model_validate(await categories_service.get_category(session=session, category_id=category_id))
     )
@@ -40,9 +39,7 @@ async def create_category(admin: Admin, body: CategoryIn, session: SessionDep) -
 
 
 @router.put("/{id}", response_model=CategoryOut, responses=problems(404, 409), summary="Replace a category (admin)")
-async def replace_category(
-    admin: Admin, category_id: CategoryId, body: CategoryIn, session: SessionDep
-) -> ModelResponse:
+async def replace_category(admin: Admin, category_id: PathId, body: CategoryIn, session: SessionDep) -> ModelResponse:
     category = await categories_service.replace_category(
         session=session, actor=admin, category_id=category_id, name=body.name, slug=body.slug
     )
@@ -55,6 +52,6 @@ async def replace_category(
     responses=problems(404, 409),
     summary="Delete a category no product uses (admin)",
 )
-async def delete_category(admin: Admin, category_id: CategoryId, session: SessionDep) -> Response:
+async def delete_category(admin: Admin, category_id: PathId, session: SessionDep) -> Response:
     await categories_service.delete_category(session=session, actor=admin, category_id=category_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,10 +7,11 @@ from fastapi.responses import JSONResponse
 
 from api.errors import problem
 from api.openapi import problems
+from api.routing import ExactJSONRoute
 from api.schemas import HealthOut, ReadinessOut
 from observability.metrics import CONTENT_TYPE, render_metrics
 
-router = APIRouter(tags=["infrastructure"])
+router = APIRouter(tags=["infrastructure"], route_class=ExactJSONRoute)
 logger = logging.getLogger(__name__)
 
 

@@ -3,7 +3,8 @@
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 
 from api.dependencies import (
     API_PREFIX,
@@ -17,7 +18,8 @@ from api.dependencies import (
 )
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse
-from api.schemas import MAX_ID, NoNul, OrderIn, OrderOut, OrderStatusIn, Page, page_of
+from api.routing import ExactJSONRoute
+from api.schemas import IdParam, OrderIn, OrderOut, OrderStatusIn, Page, PathId, page_of
 from auth.roles import Role
 from models import Order, OrderStatus
 from observability.metrics import ORDERS_PLACED, ORDERS_REFUSED
@@ -26,13 +28,40 @@ from services.errors import ShopError
 from services.order_status import describe_transitions
 from services.orders import OrderLine
 
-router = APIRouter(prefix=f"{API_PREFIX}/orders", tags=["orders"], responses=PROTECTED)
+router = APIRouter(prefix=f"{API_PREFIX}/orders", tags=["orders"], responses=PROTECTED, route_class=ExactJSONRoute)
 
-OrderId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
+
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 
 def render_order(order: Order) -> str:
     return OrderOut.model_validate(order).model_dump_json()
+
+
+async def idempotency_key_header(
+    request: Request,
+    key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_KEY_HEADER,
+            min_length=1,
+            max_length=255,
+            # Visible ASCII only: header bytes are read as latin-1, so anything else would be stored garbled.
+            pattern=r"^[\x21-\x7e]+$",
+            description="1-255 characters of visible ASCII (`!` to `~`: no spaces, no other characters); "
+            "at most one such header",
+        ),
+    ] = None,
+) -> str | None:
+    """The request's one Idempotency-Key: of several, FastAPI would quietly use the first and a proxy maybe another."""
+    if key is not None and len(request.headers.getlist(IDEMPOTENCY_KEY_HEADER)) > 1:
+        raise RequestValidationError(
+            [{"type": "duplicate_header", "loc": ("header", IDEMPOTENCY_KEY_HEADER), "msg": "Send one Idempotency-Key"}]
+        )
+    return key
+
+
+IdempotencyKey = Annotated[str | None, Depends(idempotency_key_header)]
 
 
 @router.post(
@@ -52,11 +81,7 @@ async def place_order(
     body: OrderIn,
     session: SessionDep,
     settings: SettingsDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(alias="Idempotency-Key", min_length=1, max_length=255, description="1-255 characters"),
-        NoNul,
-    ] = None,
+    idempotency_key: IdempotencyKey,
 ) -> Response:
     try:
         placed = await orders_service.place_order(
@@ -86,7 +111,7 @@ async def list_orders(
     session: SessionDep,
     page: PageDep,
     order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
-    user_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Admins only: one user's orders")] = None,
+    user_id: Annotated[IdParam | None, Query(description="Admins only: one user's orders")] = None,
 ) -> ModelResponse:
     owner = user_id if user.role_enum.includes(Role.ADMIN) else user.id
     result = await orders_service.list_orders(session=session, page=page, user_id=owner, status=order_status)
@@ -94,7 +119,7 @@ async def list_orders(
 
 
 @router.get("/{id}", response_model=OrderOut, responses=problems(404), summary="An order (its owner, or an admin)")
-async def read_order(user: CurrentUser, order_id: OrderId, session: SessionDep) -> ModelResponse:
+async def read_order(user: CurrentUser, order_id: PathId, session: SessionDep) -> ModelResponse:
     owner_id = None if user.role_enum.includes(Role.ADMIN) else user.id
     order = await orders_service.get_order(session=session, order_id=order_id, owner_id=owner_id)
     return ModelResponse(OrderOut.model_validate(order))
@@ -109,7 +134,7 @@ async def read_order(user: CurrentUser, order_id: OrderId, session: SessionDep) 
     "Cancelling puts the stock back.",
 )
 async def change_order_status(
-    admin: Admin, order_id: OrderId, body: OrderStatusIn, session: SessionDep
+    admin: Admin, order_id: PathId, body: OrderStatusIn, session: SessionDep
 ) -> ModelResponse:
     order = await orders_service.change_order_status(
         session=session, actor=admin, order_id=order_id, status=body.status

@@ -3,19 +3,19 @@
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
-from api.schemas import MAX_ID, NoNul, Page, ProductIn, ProductOut, ProductSort, page_of
+from api.routing import ExactJSONRoute
+from api.schemas import IdParam, NoNul, Page, PathId, ProductIn, ProductOut, ProductSort, page_of
 from database.repositories.products import ProductFilter
 from services import products as products_service
 from services.products import ProductData
 
-router = APIRouter(prefix=f"{API_PREFIX}/products", tags=["products"], responses=PROTECTED)
+router = APIRouter(prefix=f"{API_PREFIX}/products", tags=["products"], responses=PROTECTED, route_class=ExactJSONRoute)
 
-ProductId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
 PriceBound = Annotated[Decimal | None, Query(ge=0, le=Decimal("1000000000"), decimal_places=2, allow_inf_nan=False)]
 
 
@@ -30,7 +30,7 @@ async def list_products(
     _user: CurrentUser,
     session: SessionDep,
     page: PageDep,
-    category_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    category_id: Annotated[IdParam | None, Query()] = None,
     q: Annotated[
         str | None,
         Query(max_length=200, description="Case-insensitive substring of the name; % and _ match themselves"),
@@ -50,7 +50,7 @@ async def list_products(
 
 
 @router.get("/{id}", response_model=ProductOut, responses=problems(404), summary="A product")
-async def read_product(_user: CurrentUser, product_id: ProductId, session: SessionDep) -> ModelResponse:
+async def read_product(_user: CurrentUser, product_id: PathId, session: SessionDep) -> ModelResponse:
     return ModelResponse(
         ProductOut.model_validate(await products_service.get_product(session=session, product_id=product_id))
     )
@@ -69,7 +69,7 @@ async def create_product(admin: Admin, body: ProductIn, session: SessionDep) -> 
 
 
 @router.put("/{id}", response_model=ProductOut, responses=problems(400, 404), summary="Replace a product (admin)")
-async def replace_product(admin: Admin, product_id: ProductId, body: ProductIn, session: SessionDep) -> ModelResponse:
+async def replace_product(admin: Admin, product_id: PathId, body: ProductIn, session: SessionDep) -> ModelResponse:
     product = await products_service.replace_product(
         session=session, actor=admin, product_id=product_id, data=_data(body)
     )
@@ -82,6 +82,6 @@ async def replace_product(admin: Admin, product_id: ProductId, body: ProductIn, 
     responses=problems(404),
     summary="Remove a product from the catalogue (admin); orders holding it keep their items",
 )
-async def delete_product(admin: Admin, product_id: ProductId, session: SessionDep) -> Response:
+async def delete_product(admin: Admin, product_id: PathId, session: SessionDep) -> Response:
     await products_service.delete_product(session=session, actor=admin, product_id=product_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,18 +1,15 @@
 """Accounts: one's own profile, and the admin's view and control of everyone's."""
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from api.dependencies import API_PREFIX, Admin, AdminOrSelf, CurrentUser, PageDep, SessionDep
 from api.openapi import PROTECTED, problems
 from api.responses import ModelResponse
-from api.schemas import MAX_ID, Page, UserOut, UserPatch, page_of
+from api.routing import ExactJSONRoute
+from api.schemas import Page, PathId, UserOut, UserPatch, page_of
 from services import users as users_service
 
-router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"], responses=PROTECTED)
-
-UserId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
+router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"], responses=PROTECTED, route_class=ExactJSONRoute)
 
 
 @router.get("/me", response_model=UserOut, summary="The signed-in user")
@@ -26,7 +23,7 @@ async def list_users(_admin: Admin, session: SessionDep, page: PageDep) -> Model
 
 
 @router.get("/{id}", response_model=UserOut, responses=problems(404), summary="A user (admin, or that user itself)")
-async def read_user(user: AdminOrSelf, user_id: UserId, session: SessionDep) -> ModelResponse:
+async def read_user(user: AdminOrSelf, user_id: PathId, session: SessionDep) -> ModelResponse:
     if user.id == user_id:
         return ModelResponse(UserOut.model_validate(user))
     return ModelResponse(UserOut.model_validate(await users_service.get_user(session=session, user_id=user_id)))
@@ -38,7 +35,7 @@ async def read_user(user: AdminOrSelf, user_id: UserId, session: SessionDep) -> 
     responses=problems(404, 409),
     summary="Change a user's role or active flag (admin); effective on that user's next request",
 )
-async def update_user(admin: Admin, user_id: UserId, body: UserPatch, session: SessionDep) -> ModelResponse:
+async def update_user(admin: Admin, user_id: PathId, body: UserPatch, session: SessionDep) -> ModelResponse:
     user = await users_service.update_user(
         session=session, actor=admin, user_id=user_id, role=body.role, is_active=body.is_active
     )

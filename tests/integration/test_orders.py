@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from httpx import AsyncClient, Response
 from sqlalchemy import func, select, update
 
@@ -179,6 +180,62 @@ async def test_idempotency_key_must_be_1_to_255_characters(client, admin_headers
             assert [error["loc"] for error in problem["errors"]] == [["header", "Idempotency-Key"]]
 
     assert await stocks(client, product["id"]) == [3]
+
+
+VISIBLE_ASCII = "".join(chr(code) for code in range(0x21, 0x7F))
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("schlüssel".encode(), id="utf-8 umlaut"),
+        pytest.param("ключ".encode(), id="utf-8 cyrillic"),
+        pytest.param(b"caf\xe9", id="latin-1 e-acute"),
+        pytest.param(b"\xff\xfe", id="not utf-8"),
+        pytest.param(b"two words", id="space"),
+        pytest.param(b"tab\tinside", id="tab"),
+        pytest.param(b"del\x7f", id="DEL"),
+        pytest.param(b"bell\x07", id="control character"),
+    ],
+)
+async def test_idempotency_key_of_other_than_visible_ascii_is_422(client, admin_headers, user_headers, key):
+    product = await create_product(client, admin_headers, stock=5)
+
+    response = await place_order(client, user_headers | {"Idempotency-Key": key}, [(product["id"], 1)])
+    problem = assert_problem(response, 422, "validation_error", repr(key))
+    assert [error["loc"] for error in problem["errors"]] == [["header", "Idempotency-Key"]]
+
+    assert await stocks(client, product["id"]) == [5]
+    assert await counts(client) == (0, 0)
+
+
+@pytest.mark.parametrize("keys", [("same", "same"), ("first", "second")], ids=["same twice", "two different"])
+async def test_two_idempotency_key_headers_are_422(client, admin_headers, user_headers, keys):
+    product = await create_product(client, admin_headers, stock=5)
+    headers = [*user_headers.items(), *(("Idempotency-Key", key) for key in keys)]
+
+    response = await place_order(client, headers, [(product["id"], 1)])
+    problem = assert_problem(response, 422, "validation_error")
+    assert [error["loc"] for error in problem["errors"]] == [["header", "Idempotency-Key"]]
+
+    assert await stocks(client, product["id"]) == [5]
+    assert await counts(client) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "key", ["!", "~", VISIBLE_ASCII, "x" * 255, "order-2026-11-26#1"], ids=["!", "~", "all", "255", "typical"]
+)
+async def test_visible_ascii_idempotency_keys_replay(client, admin_headers, user_headers, key):
+    product = await create_product(client, admin_headers, stock=5)
+    headers = user_headers | {"Idempotency-Key": key}
+
+    first = await place_order(client, headers, [(product["id"], 2)])
+    again = await place_order(client, headers, [(product["id"], 2)])
+
+    assert (first.status_code, again.status_code) == (201, 201), first.text
+    assert again.content == first.content
+    assert await stocks(client, product["id"]) == [3]
+    assert await counts(client) == (1, 1)
 
 
 async def test_unknown_or_deleted_product_is_400_and_changes_nothing(client, admin_headers, user_headers):

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from httpx import AsyncClient
 from sqlalchemy import update
 
@@ -219,6 +220,69 @@ async def test_boundary_and_optional_values_are_accepted(client: AsyncClient, ad
     response = await client.post(PRODUCTS, json={"name": "A", "price": 1, "stock": 1}, headers=admin_headers)
     assert response.status_code == 201, response.text
     assert (response.json()["description"], response.json()["category_id"]) == ("", None)
+
+
+# A price written as a JSON number, exactly as it appears in the body.
+ONE_AND_A_FAR_CENT = b"1." + b"0" * 300 + b"1"
+
+
+def product_body(price: bytes) -> bytes:
+    return b'{"name": "Rake", "stock": 5, "price": ' + price + b"}"
+
+
+@pytest.mark.parametrize(
+    ("price", "returned"),
+    [
+        (b"19.9", "19.90"),
+        (b"19.90", "19.90"),
+        (b'"19.90"', "19.90"),
+        (b"0.01", "0.01"),
+        (b"1000000", "1000000.00"),
+        (b"1000000.00", "1000000.00"),
+        (b"1e2", "100.00"),
+        (b"1E+2", "100.00"),
+        (b"12.5e-1", "1.25"),
+    ],
+)
+async def test_a_price_number_with_at_most_two_decimals_is_stored_exactly(
+    client: AsyncClient, admin_headers: dict, price: bytes, returned: str
+) -> None:
+    headers = {**admin_headers, "Content-Type": "application/json"}
+    response = await client.post(PRODUCTS, content=product_body(price), headers=headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["price"] == returned
+    assert (await client.get(response.headers["location"], headers=admin_headers)).json()["price"] == returned
+    replaced = await client.put(response.headers["location"], content=product_body(price), headers=headers)
+    assert (replaced.status_code, replaced.json()["price"]) == (200, returned)
+
+
+@pytest.mark.parametrize(
+    "price",
+    [
+        pytest.param(ONE_AND_A_FAR_CENT, id="1.(300 zeros)1"),
+        b"1.00000000000000001",  # 1.0 as a binary float
+        b"19.9000000000000001",  # 19.9 as a binary float
+        b"0.001",
+        b"19.999",
+        b"1e-3",
+        b"1000000.001",
+        b"1000000.00000000001",  # 1000000.0 as a binary float
+        b"1e400",
+        b"NaN",
+        b"Infinity",
+        b"-Infinity",
+    ],
+)
+async def test_a_price_number_with_more_than_two_decimals_is_422_and_changes_nothing(
+    client: AsyncClient, admin_headers: dict, price: bytes
+) -> None:
+    product = await create_product(client, admin_headers)
+    before = await catalogue(client, admin_headers)
+    headers = {**admin_headers, "Content-Type": "application/json"}
+    assert_invalid(await client.post(PRODUCTS, content=product_body(price), headers=headers), "body", "price")
+    put = await client.put(f"{PRODUCTS}/{product['id']}", content=product_body(price), headers=headers)
+    assert_invalid(put, "body", "price")
+    assert await catalogue(client, admin_headers) == before
 
 
 async def test_bad_path_and_query_are_422_and_problems_carry_the_request_id(

@@ -115,6 +115,40 @@ async def test_huge_numbers_are_422(client, admin):
     assert (await client.get(f"{PRODUCTS}/{product['id']}", headers=admin)).json() == product
 
 
+@pytest.mark.parametrize("number", ["1e100000000000000000000", "1e-100000000000000000000", "-1E+100000000000000000000"])
+async def test_numbers_beyond_any_decimal_are_unreadable_json(client, admin, number):
+    before = await row_counts(client, *TABLES)
+    body = f'{{"name": {number}, "username": {number}, "price": {number}, "items": {number}}}'.encode()
+    for path in BODY_ENDPOINTS:
+        assert_problem(await client.post(path, content=body, headers=admin), 400, "malformed_json")
+    assert await row_counts(client, *TABLES) == before
+
+
+# Integer fields of each body, with a JSON number to put in the `{}`; and where the refusal must point.
+INTEGER_FIELDS = {
+    "stock": (PRODUCTS, '{{"name": "x", "price": "1.00", "stock": {}}}', ["body", "stock"]),
+    "category_id": (
+        PRODUCTS,
+        '{{"name": "x", "price": "1.00", "stock": 1, "category_id": {}}}',
+        ["body", "category_id"],
+    ),
+    "product_id": (ORDERS, '{{"items": [{{"product_id": {}, "quantity": 1}}]}}', ["body", "items", 0, "product_id"]),
+    "quantity": (ORDERS, '{{"items": [{{"product_id": 1, "quantity": {}}}]}}', ["body", "items", 0, "quantity"]),
+}
+
+
+@pytest.mark.parametrize("number", ["1.5", "1.0", "1e3", "10e-1", "NaN"])
+@pytest.mark.parametrize("field", INTEGER_FIELDS)
+async def test_integer_fields_refuse_numbers_with_a_fraction_or_an_exponent(client, admin, field, number):
+    # Not truncated, not coerced: an integer field takes a JSON integer, written as one.
+    path, template, loc = INTEGER_FIELDS[field]
+    before = await row_counts(client, *TABLES)
+    response = await client.post(path, content=template.format(number).encode(), headers=admin)
+    problem = assert_problem(response, 422, "validation_error")
+    assert [issue["loc"] for issue in problem["errors"]] == [loc]
+    assert await row_counts(client, *TABLES) == before
+
+
 async def test_unknown_fields_are_422(client, admin):
     product = await create_product(client, admin)
     before = await row_counts(client, *TABLES)
