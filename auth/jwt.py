@@ -18,6 +18,19 @@ class InvalidTokenError(Exception):
     """The token is malformed, expired, tampered with, or not an access token."""
 
 
+def _instant(claim: object) -> datetime:
+    """A NumericDate claim as a datetime; PyJWT checks `exp` and `iat` but lets through what datetime cannot hold.
+
+    It takes numeric strings and booleans (int() accepts both), and floats or ints far outside year 1 to 9999.
+    """
+    if isinstance(claim, bool) or not isinstance(claim, int | float):
+        raise InvalidTokenError("a time claim is not a number")
+    try:
+        return datetime.fromtimestamp(claim, UTC)
+    except (OverflowError, OSError, ValueError) as error:
+        raise InvalidTokenError("a time claim is out of range") from error
+
+
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
     user_id: int
@@ -64,7 +77,6 @@ def decode_access_token(token: str, *, secret: str, algorithm: str) -> AccessCla
         and int(subject) <= MAX_USER_ID
         and isinstance(role, str)
         and isinstance(jti, str)
-        and isinstance(payload["iat"], int | float)
     )
     if not well_formed:
         raise InvalidTokenError("malformed claims")
@@ -72,6 +84,6 @@ def decode_access_token(token: str, *, secret: str, algorithm: str) -> AccessCla
         user_id=int(subject),
         role=role,
         jti=jti,
-        issued_at=datetime.fromtimestamp(payload["iat"], UTC),
-        expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+        issued_at=_instant(payload["iat"]),
+        expires_at=_instant(payload["exp"]),
     )

@@ -73,9 +73,10 @@ INSERT_ORDER = (
 INSERT_ITEM = (
     "INSERT INTO order_items (order_id, product_id, quantity, price) VALUES ($1, $2, $3, $4) RETURNING order_items.id"
 )
+INSERT_FAMILY_ROW = "INSERT INTO refresh_token_families (id, user_id, created_at, revoked_at) VALUES ($1, $2, $3, $4)"
 INSERT_REFRESH_ROW = (
-    "INSERT INTO refresh_tokens (user_id, family_id, token_hash, created_at, expires_at, used_at, revoked_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING refresh_tokens.id"
+    "INSERT INTO refresh_tokens (user_id, family_id, token_hash, created_at, expires_at, used_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6) RETURNING refresh_tokens.id"
 )
 
 
@@ -224,9 +225,11 @@ async def login(request: Request) -> Response:
     refresh_token = secrets.token_urlsafe(32)
     token_hash = hashlib.sha256(refresh_token.encode()).hexdigest()
     expires_at = now + timedelta(seconds=REFRESH_TTL)
+    family_id = uuid.uuid4().hex
     async with request.app.state.pool.acquire() as connection, connection.transaction():
+        await connection.execute(INSERT_FAMILY_ROW, family_id, user["id"], datetime.now(UTC), None)
         await connection.fetchval(
-            INSERT_REFRESH_ROW, user["id"], uuid.uuid4().hex, token_hash, datetime.now(UTC), expires_at, None, None
+            INSERT_REFRESH_ROW, user["id"], family_id, token_hash, datetime.now(UTC), expires_at, None
         )
     return JSONResponse(
         {"access_token": access_token, "refresh_token": refresh_token, "token_type": "bearer", "expires_in": ACCESS_TTL}

@@ -3,7 +3,7 @@
 from models.base import Base
 from models.order import IdempotencyKey, Order, OrderItem, OrderStatus
 from models.product import Category, Product
-from models.token import RefreshToken, RevokedAccessToken
+from models.token import RefreshToken, RefreshTokenFamily, RevokedAccessToken
 from models.user import User
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "OrderStatus",
     "Product",
     "RefreshToken",
+    "RefreshTokenFamily",
     "RevokedAccessToken",
     "User",
 ]

@@ -1,6 +1,5 @@
 """Token lifecycle: login, refresh-token rotation with reuse detection, logout, and authenticating requests."""
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -63,7 +62,8 @@ class AuthService:
         if not user.is_active:
             raise _disabled()
         async with write_transaction(session):
-            return await self._issue(session, user, family_id=uuid.uuid4().hex)
+            family_id = await tokens_repo.start_family(session, user_id=user.id)
+            return await self._issue(session, user, family_id=family_id)
 
     async def refresh(self, *, session: AsyncSession, refresh_token: str) -> TokenPair:
         token_hash = hash_refresh_token(refresh_token)
@@ -73,6 +73,7 @@ class AuthService:
         async with write_transaction(session):
             consumed = await tokens_repo.consume_refresh_token(session, token_hash=token_hash, now=now)
             if consumed is None:
+                # Unknown, expired, used, or of a revoked family.
                 refused = AuthenticationError("The refresh token is invalid, expired or revoked", code="invalid_token")
                 known = await tokens_repo.find_refresh_token(session, token_hash)
                 if known is not None and known.used_at is not None:

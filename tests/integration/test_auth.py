@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from auth.jwt import create_access_token
 from auth.roles import Role
 from auth.security import hash_refresh_token
-from models import RefreshToken, RevokedAccessToken, User
+from models import RefreshToken, RefreshTokenFamily, RevokedAccessToken, User
 from services import maintenance
 from services.revocation import REDIS_KEY_PREFIX
 from tests.helpers import PASSWORD, bearer, login, register, set_role, unique
@@ -448,13 +448,15 @@ async def test_role_change_and_deactivation_apply_to_the_next_request(client, ad
 
 async def test_purge_removes_expired_token_rows_and_keeps_live_ones(client):
     user = await register(client)
-    expired_refresh = await login(client, user["username"])
-    live_refresh = await login(client, user["username"])
+    expired_family = await login(client, user["username"])
+    live_family = await login(client, user["username"])
+    live_refresh = await refreshed(client, live_family["refresh_token"])
     now = datetime.now(UTC)
+    expired = [hash_refresh_token(expired_family["refresh_token"]), hash_refresh_token(live_family["refresh_token"])]
     async with client.app.state.database.sessionmaker() as session:
         await session.execute(
             update(RefreshToken)
-            .where(RefreshToken.token_hash == hash_refresh_token(expired_refresh["refresh_token"]))
+            .where(RefreshToken.token_hash.in_(expired))
             .values(expires_at=now - timedelta(seconds=1))
         )
         session.add_all(
@@ -465,9 +467,14 @@ async def test_purge_removes_expired_token_rows_and_keeps_live_ones(client):
         )
         await session.commit()
         removed = await maintenance.purge_expired(session=session, idempotency_ttl=timedelta(days=1))
-    assert removed == 2
+    # The family whose every token expired (its token went with it), the expired token of the live family, and
+    # the expired revoked access token.
+    assert removed == 3
     assert await scalar(client, select(RevokedAccessToken.jti)) == "live-jti"
     remaining = await scalar(client, select(RefreshToken.token_hash))
     assert remaining == hash_refresh_token(live_refresh["refresh_token"])
     assert await scalar(client, select(func.count()).select_from(RefreshToken)) == 1
+    family = await scalar(client, select(RefreshTokenFamily.id))
+    assert await scalar(client, select(func.count()).select_from(RefreshTokenFamily)) == 1
+    assert family == await scalar(client, select(RefreshToken.family_id))
     await refreshed(client, live_refresh["refresh_token"])

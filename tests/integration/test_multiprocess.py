@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import cycle
@@ -137,8 +138,8 @@ def _start(name: str, *, database_url: str, redis_url: str, workers: int, log: P
         "BCRYPT_ROUNDS": "4",
         "RATE_LIMIT_ENABLED": "true",
         "RATE_LIMIT_DEFAULT": f"{DEFAULT_LIMIT}/minute",
-        # Sign-ups are many here and all from 127.0.0.1; the default limit is the one under test.
-        "RATE_LIMIT_AUTH": "1000/minute",
+        # Sign-ups and refreshes are many here and all from 127.0.0.1; the default limit is the one under test.
+        "RATE_LIMIT_AUTH": "100000/minute",
         "LOG_LEVEL": "INFO",
         "ADMIN_USERNAME": ADMIN["username"],
         "ADMIN_EMAIL": ADMIN["email"],
@@ -301,6 +302,52 @@ async def test_logout_on_one_process_revokes_on_the_other(deployment):
     assert after.status_code == 401
     assert after.headers["WWW-Authenticate"].startswith("Bearer")
     assert refresh.status_code == 401
+
+
+REFRESH_RACES = 200
+RACES_AT_ONCE = 8
+
+
+async def _family_outlives_revocation(http: httpx.AsyncClient, rotating: Server, revoking: Server, kind: str) -> bool:
+    """Rotate a new family's live token on one process while the other revokes the family, by reuse of its used
+    token or by a logout naming it: whether the family's newest token still rotates afterwards (it must not).
+    """
+    first = await sign_up(http, rotating)
+    second = await http.post(rotating.url("/api/v1/auth/refresh"), json={"refresh_token": first["refresh_token"]})
+    assert second.status_code == 200, second.text
+    second = second.json()
+    if kind == "reuse":
+        revoke = http.post(revoking.url("/api/v1/auth/refresh"), json={"refresh_token": first["refresh_token"]})
+    else:
+        revoke = http.post(
+            revoking.url("/api/v1/auth/logout"),
+            json={"refresh_token": second["refresh_token"]},
+            headers=bearer(second["access_token"]),
+        )
+    rotated, revoked = await asyncio.gather(
+        http.post(rotating.url("/api/v1/auth/refresh"), json={"refresh_token": second["refresh_token"]}), revoke
+    )
+    assert revoked.status_code == (401 if kind == "reuse" else 204), revoked.text
+    assert rotated.status_code in (200, 401), rotated.text
+    newest = rotated.json()["refresh_token"] if rotated.status_code == 200 else second["refresh_token"]
+    check = await http.post(revoking.url("/api/v1/auth/refresh"), json={"refresh_token": newest})
+    return check.status_code != 401
+
+
+async def test_a_family_revoked_on_one_process_never_rotates_on_the_other(deployment):
+    pairs = cycle([(deployment.a, deployment.b), (deployment.b, deployment.a)])
+    kinds = cycle(["reuse", "reuse", "logout", "logout"])
+    gate = asyncio.Semaphore(RACES_AT_ONCE)
+
+    async def race(rotating: Server, revoking: Server, kind: str) -> tuple[str, bool]:
+        async with gate:
+            return kind, await _family_outlives_revocation(http, rotating, revoking, kind)
+
+    async with httpx.AsyncClient(timeout=60) as http:
+        results = await asyncio.gather(*(race(*next(pairs), next(kinds)) for _ in range(REFRESH_RACES)))
+
+    # Races lost, by kind: families that outlived their revocation.
+    assert Counter(kind for kind, alive in results if alive) == {}
 
 
 async def test_orders_split_across_processes_never_oversell(deployment):

@@ -28,7 +28,7 @@ def inserts() -> Any:
 
 @pytest.mark.parametrize("count", [1, cli.SEED_BATCH_SIZE, 2 * cli.SEED_BATCH_SIZE + 1])
 async def test_seeding_sends_one_insert_per_batch(backend, client, user_headers, inserts, count):
-    inserts.clear()  # signing in inserted a user and a refresh token
+    inserts.clear()  # signing in inserted a user, a refresh-token family and its token
 
     assert await cli.seed_products(backend.settings(), count=count, seed=7) == 0
 

@@ -7,6 +7,7 @@ import json
 import time
 
 import jwt
+import pytest
 
 from tests.helpers import bearer, login, register
 from tests.security.common import assert_problem
@@ -98,3 +99,32 @@ async def test_tokens_revoked_by_logout_are_401(app_client):
         # A new login still works: only the revoked tokens are refused.
         fresh = await login(client, user["username"])
         assert (await client.get(ME, headers=bearer(fresh["access_token"]))).status_code == 200
+
+
+# Signed with our key, so only the time claim is wrong: values datetime cannot hold, or that are no JSON number.
+ODD_TIME_CLAIMS = [
+    ("exp", 1e20),
+    ("exp", 1e300),
+    ("exp", "9999999999"),
+    ("exp", True),
+    ("exp", float("nan")),
+    ("exp", 10**30),
+    ("iat", -1e20),
+    ("iat", True),
+    ("iat", float("-inf")),
+    ("iat", -(10**30)),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), ODD_TIME_CLAIMS, ids=[f"{n}={v!r}" for n, v in ODD_TIME_CLAIMS])
+async def test_time_claims_out_of_range_or_not_numbers_are_401(app_client, name, value):
+    # The rate limiter reads the token first, then the auth dependency: neither may fail on it.
+    async with app_client(rate_limit_enabled=True) as client:
+        tokens = await login(client, (await register(client))["username"])
+        secret = client.app.state.settings.jwt_secret  # type: ignore[attr-defined]
+        claims = jwt.decode(tokens["access_token"], secret, algorithms=["HS256"])
+        odd = jwt.encode({**claims, name: value}, secret, "HS256")
+        response = await client.get(ME, headers=bearer(odd))
+        assert_unauthorised(response)
+        assert response.json()["code"] == "invalid_token"
+        assert (await client.get(ME, headers=bearer(tokens["access_token"]))).status_code == 200

@@ -224,3 +224,36 @@ def test_valid_hand_made_token_passes():
     # The forgery helpers above would prove nothing if a correct token built the same way were refused.
     token = hs256_with_header({"alg": "HS256", "typ": "JWT"}, claims())
     assert decode(token).user_id == 42
+
+
+# Time claims a signer could put in that datetime cannot hold, or that are not JSON numbers at all. PyJWT accepts
+# some of them (numeric strings, booleans, floats far outside any date); they must be refused, not crash.
+ODD_TIME_CLAIMS = [
+    ("exp", 1e20),
+    ("exp", 1e300),
+    ("exp", "9999999999"),
+    ("exp", True),
+    ("exp", 10**30),
+    ("exp", 2**63),
+    ("exp", 253402300800),  # 10000-01-01: one second past what datetime holds
+    ("exp", float("nan")),
+    ("exp", float("inf")),
+    ("iat", -1e20),
+    ("iat", -(10**30)),
+    ("iat", -62135596801),  # a second before 0001-01-01
+    ("iat", True),
+    ("iat", "0"),
+    ("iat", float("nan")),
+    ("iat", float("-inf")),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), ODD_TIME_CLAIMS, ids=[f"{n}={v!r}" for n, v in ODD_TIME_CLAIMS])
+def test_time_claims_out_of_range_or_not_numbers_are_refused(name, value):
+    with pytest.raises(InvalidTokenError):
+        decode(sign(claims(**{name: value})))
+
+
+def test_time_claims_at_the_edges_of_datetime_pass():
+    decoded = decode(sign(claims(iat=-62135596800, exp=253402300799)))
+    assert (decoded.issued_at.year, decoded.expires_at.year) == (1, 9999)
