@@ -4,6 +4,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -15,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.client_ip import client_ip
 from api.errors import problem
 from auth.jwt import InvalidTokenError, decode_access_token
-from config import Settings
+from config import IPNetwork, Settings
 from observability.logging import request_id_var
 from observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, HTTP_REQUESTS_IN_FLIGHT, RATE_LIMITED
 from services.rate_limits import RateLimiter
@@ -67,11 +68,13 @@ class RequestContextMiddleware:
     """Outermost layer: request id, security headers, one access-log line and the metrics of every request.
 
     It also turns an unhandled exception into a problem+json 500, so that even that response carries the
-    request id and security headers, and never a traceback.
+    request id and security headers, and never a traceback. It settles who the client is, once, for the rate
+    limiter and the log alike (api/client_ip.py).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, trusted_proxies: Sequence[IPNetwork]) -> None:
         self.app = app
+        self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,9 +85,11 @@ class RequestContextMiddleware:
         # the auth dependency: in a shared dict the next request, with a forged token or none, would inherit them.
         scope["state"] = dict(scope.get("state") or {})
         _drop_trailing_slash(scope)
-        supplied = Headers(scope=scope).get(REQUEST_ID_HEADER)
+        request_headers = Headers(scope=scope)
+        supplied = request_headers.get(REQUEST_ID_HEADER)
         request_id = supplied if supplied and _CLIENT_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
-        _state(scope)["request_id"] = request_id
+        client = client_ip(scope, request_headers, self.trusted_proxies)
+        _state(scope).update(request_id=request_id, client_ip=client)
         token = request_id_var.set(request_id)
         path: str = scope["path"]
         csp = DOCS_CSP if path.startswith(DOCS_PATHS) else API_CSP
@@ -132,7 +137,7 @@ class RequestContextMiddleware:
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
                     "user_id": _state(scope).get("user_id"),
-                    "client": (scope.get("client") or ("", 0))[0],
+                    "client": client,
                 },
             )
             request_id_var.reset(token)
@@ -245,7 +250,7 @@ class RateLimitMiddleware:
         # Built by the lifespan, which runs after the middleware stack is assembled.
         limiter: RateLimiter = scope["app"].state.rate_limiter
         headers = Headers(scope=scope)
-        address = client_ip(scope, headers, self.settings.trusted_proxies)
+        address: str = _state(scope)["client_ip"]
         if path.rstrip("/") in self.auth_paths:
             limit, key, name = limiter.auth_limit, f"auth:{address}", "auth"
         else:
