@@ -10,6 +10,7 @@ from typing import Any
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "X-Request-ID"
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 UNMATCHED_ROUTE = "unmatched"
+# nginx's code for a request the client abandoned: kept apart from the 4xx and 5xx that were actually answered.
+CLIENT_CLOSED_REQUEST = 499
 # Metric labels take the method from this set only: any token is a valid HTTP method, and one time series per
 # made-up method would let a client grow the metrics without bound.
 METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -70,6 +73,11 @@ class RequestContextMiddleware:
     It also turns an unhandled exception into a problem+json 500, so that even that response carries the
     request id and security headers, and never a traceback. It settles who the client is, once, for the rate
     limiter and the log alike (api/client_ip.py).
+
+    A client that leaves before its response is complete (mid-body, typically) is no server error: the request is
+    counted and logged as 499, at INFO, and nothing more is sent. Starlette raises ClientDisconnect where the body
+    is read by hand (login); where FastAPI parses it, it turns that into a 400 it tries to send, so the disconnect
+    is watched for here, on `receive`, rather than judged by the exception.
     """
 
     def __init__(self, app: ASGIApp, *, trusted_proxies: Sequence[IPNetwork]) -> None:
@@ -94,11 +102,22 @@ class RequestContextMiddleware:
         path: str = scope["path"]
         csp = DOCS_CSP if path.startswith(DOCS_PATHS) else API_CSP
         status = 500
-        response_started = False
+        response_started = response_complete = disconnected = failed = False
+
+        async def watching_receive() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            # After a complete response, a disconnect is only the connection ending.
+            disconnected = disconnected or (message["type"] == "http.disconnect" and not response_complete)
+            return message
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
+            nonlocal status, response_started, response_complete
+            if disconnected:
+                return
+            if message["type"] == "http.response.body":
+                response_complete = not message.get("more_body", False)
+            elif message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
                 headers = MutableHeaders(scope=message)
@@ -114,14 +133,20 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         HTTP_REQUESTS_IN_FLIGHT.inc()
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, watching_receive, send_with_headers)
+        except ClientDisconnect:
+            disconnected = True
         except Exception:
+            # A fault of ours even when the client has gone meanwhile: counted as the 500 it is.
+            failed = True
             logger.exception("unhandled error")
             if response_started:
                 raise
             await problem(500, "An unexpected error occurred", request_id=request_id)(scope, receive, send_with_headers)
         finally:
             HTTP_REQUESTS_IN_FLIGHT.dec()
+            if disconnected and not failed:
+                status = CLIENT_CLOSED_REQUEST
             elapsed = time.perf_counter() - started
             method = scope["method"]
             metric_method = method if method in METRIC_METHODS else "other"

@@ -23,7 +23,7 @@ import pytest
 
 from api.client_ip import UNKNOWN_CLIENT
 from tests.conftest import PROJECT_ROOT
-from tests.prometheus_text import sample_value
+from tests.prometheus_text import sample_value, samples
 
 AUTH_LIMIT = 3
 LOGIN = "/api/v1/auth/login"
@@ -135,3 +135,41 @@ def test_forged_forwarded_for_gets_no_budget_of_its_own(server):
         if line.get("logger") == "shop.access" and str(line.get("request_id")).startswith("forged-")
     }
     assert logged == {f"forged-{number}": UNKNOWN_CLIENT for number in range(len(forged))}
+
+
+def _metrics(server: Server) -> str:
+    return httpx.get(server.url("/metrics"), timeout=30).text
+
+
+def _counts(metrics: str, path: str) -> dict[str, float]:
+    """http_requests_total of POST `path`, by status."""
+    return {
+        labels["status"]: sample_value(metrics, "http_requests_total", **labels)
+        for labels in samples(metrics, "http_requests_total")
+        if labels["method"] == "POST" and labels["handler"] == path
+    }
+
+
+@pytest.mark.parametrize("path", [LOGIN, "/api/v1/products", "/api/v1/orders"])
+def test_client_leaving_mid_body_is_counted_apart_and_logged_without_error(server, path):
+    before = _counts(_metrics(server), path)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw:
+        raw.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: shop.test\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n".encode()
+            + b'{"use'
+        )
+        raw.shutdown(socket.SHUT_WR)
+        # The server closes its side when it sees ours close; whatever it wrote first arrives before that.
+        answered = b"".join(iter(lambda: raw.recv(65536), b""))
+
+    deadline = time.monotonic() + START_SECONDS
+    while sum((after := _counts(_metrics(server), path)).values()) == sum(before.values()):
+        assert time.monotonic() < deadline, f"the request to {path} was never counted"
+        time.sleep(0.05)
+    assert answered == b""
+    added = {status: count - before.get(status, 0) for status, count in after.items() if count != before.get(status)}
+    assert added == {"499": 1}
+    assert server.errors() == []
+    access = [line for line in server.log_lines() if line.get("logger") == "shop.access" and line["status"] == 499]
+    assert {(line["path"], line["level"]) for line in access} >= {(path, "INFO")}
