@@ -78,6 +78,12 @@ class RequestContextMiddleware:
     counted and logged as 499, at INFO, and nothing more is sent. Starlette raises ClientDisconnect where the body
     is read by hand (login); where FastAPI parses it, it turns that into a 400 it tries to send, so the disconnect
     is watched for here, on `receive`, rather than judged by the exception.
+
+    HEAD is answered as GET without the body (RFC 9110, 9.3.2): the app is shown GET, so every GET route, docs
+    and metrics included, answers HEAD with GET's status and headers, Content-Length too, while the routes, their
+    405s and /openapi.json stay as they are (FastAPI would list a HEAD operation for each route that took it).
+    The server keeps its own scope, still HEAD, and leaves the body out itself, as Starlette's own HEAD routes
+    rely on (uvicorn, httpx's ASGI transport).
     """
 
     def __init__(self, app: ASGIApp, *, trusted_proxies: Sequence[IPNetwork]) -> None:
@@ -100,6 +106,8 @@ class RequestContextMiddleware:
         _state(scope).update(request_id=request_id, client_ip=client)
         token = request_id_var.set(request_id)
         path: str = scope["path"]
+        method: str = scope["method"]
+        app_scope = {**scope, "method": "GET"} if method == "HEAD" else scope
         csp = DOCS_CSP if path.startswith(DOCS_PATHS) else API_CSP
         status = 500
         response_started = response_complete = disconnected = failed = False
@@ -133,7 +141,7 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         HTTP_REQUESTS_IN_FLIGHT.inc()
         try:
-            await self.app(scope, watching_receive, send_with_headers)
+            await self.app(app_scope, watching_receive, send_with_headers)
         except ClientDisconnect:
             disconnected = True
         except Exception:
@@ -148,9 +156,8 @@ class RequestContextMiddleware:
             if disconnected and not failed:
                 status = CLIENT_CLOSED_REQUEST
             elapsed = time.perf_counter() - started
-            method = scope["method"]
             metric_method = method if method in METRIC_METHODS else "other"
-            handler = _route_template(scope)
+            handler = _route_template(app_scope)
             HTTP_REQUESTS.labels(method=metric_method, handler=handler, status=str(status)).inc()
             HTTP_REQUEST_DURATION.labels(method=metric_method, handler=handler).observe(elapsed)
             access_logger.info(

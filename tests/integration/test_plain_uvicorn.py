@@ -173,3 +173,33 @@ def test_client_leaving_mid_body_is_counted_apart_and_logged_without_error(serve
     assert server.errors() == []
     access = [line for line in server.log_lines() if line.get("logger") == "shop.access" and line["status"] == 499]
     assert {(line["path"], line["level"]) for line in access} >= {(path, "INFO")}
+
+
+def _raw_exchange(server: Server, request: bytes) -> tuple[bytes, bytes]:
+    """Send one request on a connection of its own; the response's head and whatever followed it.
+
+    The request asks the server to close the connection after answering (closing our side first would make
+    uvicorn drop the request as abandoned).
+    """
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw:
+        raw.sendall(request)
+        received = b"".join(iter(lambda: raw.recv(65536), b""))
+    head, _, rest = received.partition(b"\r\n\r\n")
+    return head, rest
+
+
+@pytest.mark.parametrize("path", ["/health", "/docs", "/api/v1/products/1"])
+def test_head_gets_the_head_of_get_and_not_a_byte_more(server, path):
+    requests = {
+        method: f"{method} {path} HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n".encode()
+        for method in ("GET", "HEAD")
+    }
+    get_head, get_body = _raw_exchange(server, requests["GET"])
+    head_head, after_head = _raw_exchange(server, requests["HEAD"])
+
+    status_line = get_head.split(b"\r\n")[0]
+    assert head_head.split(b"\r\n")[0] == status_line
+    assert after_head == b""
+    lengths = [line for line in head_head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
+    assert lengths == [f"content-length: {len(get_body)}".encode()]
+    assert server.errors() == []
