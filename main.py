@@ -143,7 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=CORS_EXPOSED,
             max_age=600,
         )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, trusted_proxies=settings.trusted_proxies)
     return app
 
 

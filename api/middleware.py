@@ -4,18 +4,20 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.client_ip import client_ip
 from api.errors import problem
 from auth.jwt import InvalidTokenError, decode_access_token
-from config import Settings
+from config import IPNetwork, Settings
 from observability.logging import request_id_var
 from observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, HTTP_REQUESTS_IN_FLIGHT, RATE_LIMITED
 from services.rate_limits import RateLimiter
@@ -26,6 +28,8 @@ logger = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "X-Request-ID"
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 UNMATCHED_ROUTE = "unmatched"
+# nginx's code for a request the client abandoned: kept apart from the 4xx and 5xx that were actually answered.
+CLIENT_CLOSED_REQUEST = 499
 # Metric labels take the method from this set only: any token is a valid HTTP method, and one time series per
 # made-up method would let a client grow the metrics without bound.
 METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -67,11 +71,24 @@ class RequestContextMiddleware:
     """Outermost layer: request id, security headers, one access-log line and the metrics of every request.
 
     It also turns an unhandled exception into a problem+json 500, so that even that response carries the
-    request id and security headers, and never a traceback.
+    request id and security headers, and never a traceback. It settles who the client is, once, for the rate
+    limiter and the log alike (api/client_ip.py).
+
+    A client that leaves before its response is complete (mid-body, typically) is no server error: the request is
+    counted and logged as 499, at INFO, and nothing more is sent. Starlette raises ClientDisconnect where the body
+    is read by hand (login); where FastAPI parses it, it turns that into a 400 it tries to send, so the disconnect
+    is watched for here, on `receive`, rather than judged by the exception.
+
+    HEAD is answered as GET without the body (RFC 9110, 9.3.2): the app is shown GET, so every GET route, docs
+    and metrics included, answers HEAD with GET's status and headers, Content-Length too, while the routes, their
+    405s and /openapi.json stay as they are (FastAPI would list a HEAD operation for each route that took it).
+    The server keeps its own scope, still HEAD, and leaves the body out itself, as Starlette's own HEAD routes
+    rely on (uvicorn, httpx's ASGI transport).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, trusted_proxies: Sequence[IPNetwork]) -> None:
         self.app = app
+        self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,18 +99,33 @@ class RequestContextMiddleware:
         # the auth dependency: in a shared dict the next request, with a forged token or none, would inherit them.
         scope["state"] = dict(scope.get("state") or {})
         _drop_trailing_slash(scope)
-        supplied = Headers(scope=scope).get(REQUEST_ID_HEADER)
+        request_headers = Headers(scope=scope)
+        supplied = request_headers.get(REQUEST_ID_HEADER)
         request_id = supplied if supplied and _CLIENT_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
-        _state(scope)["request_id"] = request_id
+        client = client_ip(scope, request_headers, self.trusted_proxies)
+        _state(scope).update(request_id=request_id, client_ip=client)
         token = request_id_var.set(request_id)
         path: str = scope["path"]
+        method: str = scope["method"]
+        app_scope = {**scope, "method": "GET"} if method == "HEAD" else scope
         csp = DOCS_CSP if path.startswith(DOCS_PATHS) else API_CSP
         status = 500
-        response_started = False
+        response_started = response_complete = disconnected = failed = False
+
+        async def watching_receive() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            # After a complete response, a disconnect is only the connection ending.
+            disconnected = disconnected or (message["type"] == "http.disconnect" and not response_complete)
+            return message
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
+            nonlocal status, response_started, response_complete
+            if disconnected:
+                return
+            if message["type"] == "http.response.body":
+                response_complete = not message.get("more_body", False)
+            elif message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
                 headers = MutableHeaders(scope=message)
@@ -109,18 +141,23 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         HTTP_REQUESTS_IN_FLIGHT.inc()
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(app_scope, watching_receive, send_with_headers)
+        except ClientDisconnect:
+            disconnected = True
         except Exception:
+            # A fault of ours even when the client has gone meanwhile: counted as the 500 it is.
+            failed = True
             logger.exception("unhandled error")
             if response_started:
                 raise
             await problem(500, "An unexpected error occurred", request_id=request_id)(scope, receive, send_with_headers)
         finally:
             HTTP_REQUESTS_IN_FLIGHT.dec()
+            if disconnected and not failed:
+                status = CLIENT_CLOSED_REQUEST
             elapsed = time.perf_counter() - started
-            method = scope["method"]
             metric_method = method if method in METRIC_METHODS else "other"
-            handler = _route_template(scope)
+            handler = _route_template(app_scope)
             HTTP_REQUESTS.labels(method=metric_method, handler=handler, status=str(status)).inc()
             HTTP_REQUEST_DURATION.labels(method=metric_method, handler=handler).observe(elapsed)
             access_logger.info(
@@ -132,7 +169,7 @@ class RequestContextMiddleware:
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
                     "user_id": _state(scope).get("user_id"),
-                    "client": (scope.get("client") or ("", 0))[0],
+                    "client": client,
                 },
             )
             request_id_var.reset(token)
@@ -245,7 +282,7 @@ class RateLimitMiddleware:
         # Built by the lifespan, which runs after the middleware stack is assembled.
         limiter: RateLimiter = scope["app"].state.rate_limiter
         headers = Headers(scope=scope)
-        address = client_ip(scope, headers, self.settings.trusted_proxies)
+        address: str = _state(scope)["client_ip"]
         if path.rstrip("/") in self.auth_paths:
             limit, key, name = limiter.auth_limit, f"auth:{address}", "auth"
         else:

@@ -1,5 +1,8 @@
-"""Request hardening: body size limit, security headers, docs CSP, CORS, request ids and 500s that leak nothing."""
+"""Request hardening: body size limit, clients that leave mid-body, security headers, docs CSP, CORS, request ids
+and 500s that leak nothing.
+"""
 
+import logging
 import re
 from html.parser import HTMLParser
 
@@ -77,6 +80,72 @@ async def test_malformed_content_length_is_refused(client):
     for declared in (b"-1", b"1e3", b"0x10", "\u00b2".encode("latin-1")):
         headers = {"Content-Type": "application/json", "Content-Length": declared}
         assert_problem(await client.post(LOGIN, content=b"{}", headers=headers), 413)
+
+
+async def leave_mid_body(app, path: str, headers: dict[str, str]) -> list[dict]:
+    """Drive the app as a server does for a client that sends 5 of 1000 declared bytes and goes; what it sent."""
+    body = iter([{"type": "http.request", "body": b'{"use', "more_body": True}])
+
+    async def receive():
+        # Once the client has gone, every receive() says so, as servers do.
+        return next(body, {"type": "http.disconnect"})
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    headers = {**headers, "Host": "shop.test", "Content-Type": "application/json", "Content-Length": "1000"}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(name.lower().encode(), value.encode()) for name, value in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("shop.test", 80),
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+def posts_by_status(metrics: str, path: str) -> dict[str, float]:
+    return {
+        sample.labels["status"]: sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "http_requests_total"
+        and sample.labels["handler"] == path
+        and sample.labels["method"] == "POST"
+    }
+
+
+# Login reads its body itself; FastAPI parses the others' (and would answer a 400 on its own).
+@pytest.mark.parametrize("path", [LOGIN, CATEGORIES, "/api/v1/products", "/api/v1/orders"])
+async def test_client_leaving_mid_body_gets_nothing_and_is_counted_apart(client, admin_headers, caplog, path):
+    before = posts_by_status((await client.get("/metrics")).text, path)
+    # create_app pointed the root logger at its own handler; listen beside it.
+    logging.getLogger().addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            sent = await leave_mid_body(client.app, path, admin_headers)
+    finally:
+        logging.getLogger().removeHandler(caplog.handler)
+    after = posts_by_status((await client.get("/metrics")).text, path)
+
+    assert sent == []
+    assert {
+        status: count - before.get(status, 0) for status, count in after.items() if count != before.get(status)
+    } == {"499": 1}
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+    assert not any(record.exc_info for record in caplog.records)
+    access = [record for record in caplog.records if record.name == "shop.access"]
+    assert [(record.levelname, record.status) for record in access] == [("INFO", 499)]
 
 
 def add_failing_routes(app) -> None:

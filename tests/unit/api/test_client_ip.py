@@ -1,11 +1,17 @@
-"""The client address used for rate limits: X-Forwarded-For is believed only from trusted proxies."""
+"""The client address used for rate limits: X-Forwarded-For is believed only from trusted proxies.
 
+Also when the server (plain `uvicorn main:app`) has already replaced the peer with a forwarded address.
+"""
+
+import asyncio
 import ipaddress
+import logging
 
 import pytest
 from starlette.datastructures import Headers
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from api.client_ip import client_ip
+from api.client_ip import UNKNOWN_CLIENT, _warn_once_about_the_server, client_ip
 
 PROXIES = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8:ffff::/48")]
 
@@ -66,3 +72,75 @@ def test_trusted_proxy_without_a_usable_hop_is_the_client(forwarded):
 
 def test_missing_peer_is_unknown():
     assert resolve(None, "198.51.100.1") == "unknown"
+
+
+def rewritten_by_uvicorn(peer: tuple[str, int], forwarded: str, forwarded_allow_ips: str = "127.0.0.1,::1") -> dict:
+    """The scope the app gets from uvicorn's own proxy-headers middleware (on by default under `uvicorn main:app`)."""
+    seen: dict = {}
+
+    async def app(scope, receive, send):
+        seen.update(scope)
+
+    scope = {"type": "http", "client": peer, "headers": [(b"x-forwarded-for", forwarded.encode("latin-1"))]}
+    asyncio.run(ProxyHeadersMiddleware(app, trusted_hosts=forwarded_allow_ips)(scope, None, None))
+    return seen
+
+
+FORGED = [
+    "198.51.100.1",
+    "6.6.6.6, 198.51.100.1",
+    "198.51.100.1:4711",
+    "198.51.100.1:0080",
+    "198.51.100.1:8_0",
+    "[2001:DB8::1]:443",
+    "2001:db8::1",
+    "[2001:db8::1",
+    "not an address",
+    "10.0.0.9",
+]
+
+
+@pytest.mark.parametrize("trusted", [[], PROXIES], ids=["no-proxies", "proxies"])
+@pytest.mark.parametrize("forwarded", FORGED)
+@pytest.mark.parametrize(
+    ("peer", "forwarded_allow_ips"),
+    [(("127.0.0.1", 41000), "127.0.0.1,::1"), (("::1", 41000), "127.0.0.1,::1"), (("203.0.113.7", 41000), "*")],
+    ids=["ipv4-loopback", "ipv6-loopback", "server-trusts-everyone"],
+)
+def test_client_the_server_took_from_the_header_is_unknown(trusted, forwarded, peer, forwarded_allow_ips):
+    scope = rewritten_by_uvicorn(peer, forwarded, forwarded_allow_ips)
+    assert scope["client"] != peer, "uvicorn no longer rewrites the client: this test needs a new look"
+    headers = Headers(scope=scope)
+
+    assert client_ip(scope, headers, trusted) == UNKNOWN_CLIENT
+
+
+@pytest.mark.parametrize("trusted", [[], PROXIES], ids=["no-proxies", "proxies"])
+def test_peer_the_server_did_not_trust_keeps_its_address(trusted):
+    scope = rewritten_by_uvicorn(("203.0.113.7", 41000), "198.51.100.1")
+    assert client_ip(scope, Headers(scope=scope), trusted) == "203.0.113.7"
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "trusted", "expected"),
+    [
+        # A proxy behind which a client's address contains the proxy's own (10.0.0.2 in 10.0.0.25).
+        pytest.param("10.0.0.2", "10.0.0.25", PROXIES, "10.0.0.25", id="proxy-address-inside-a-hop"),
+        # A direct client naming itself: its port is its own, not one the header gave.
+        pytest.param("198.51.100.7", "198.51.100.7", [], "198.51.100.7", id="client-names-itself"),
+        pytest.param("2001:db8::7", "2001:db8::7, 2001:db8::7", [], "2001:db8::7", id="ipv6-client-names-itself"),
+    ],
+)
+def test_peer_whose_address_appears_in_the_header_is_still_the_peer(peer, forwarded, trusted, expected):
+    assert resolve(peer, forwarded, trusted=trusted) == expected
+
+
+def test_operator_is_told_once_that_the_server_rewrites_clients(caplog):
+    _warn_once_about_the_server.cache_clear()
+    scope = rewritten_by_uvicorn(("127.0.0.1", 41000), "198.51.100.1")
+    with caplog.at_level(logging.WARNING, logger="api.client_ip"):
+        for _ in range(3):
+            client_ip(scope, Headers(scope=scope), [])
+
+    assert [record.levelname for record in caplog.records] == ["WARNING"]
+    assert "--no-proxy-headers" in caplog.records[0].getMessage()
