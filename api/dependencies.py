@@ -96,7 +96,7 @@ def require_role(minimum: Role) -> Callable[..., Any]:
     """A dependency that admits users whose current role (from the database, not the token) is `minimum` or more."""
 
     async def check_role(user: CurrentUser) -> User:
-        if not user.role_enum.includes(minimum):
+        if not user.role.includes(minimum):
             raise insufficient_role(minimum)
         return user
 
@@ -109,7 +109,7 @@ Admin = Annotated[User, Depends(require_role(Role.ADMIN))]
 
 def _admin_or_self(user: User, named_id: str | None, what: str) -> User:
     # Judged on the raw parameter, before it is validated: the contract puts role (403) before validation (422).
-    if named_id is None or named_id == str(user.id) or user.role_enum.includes(Role.ADMIN):
+    if named_id is None or named_id == str(user.id) or user.role.includes(Role.ADMIN):
         return user
     raise PermissionDeniedError(f"Only admins may read {what}", code="insufficient_role")
 

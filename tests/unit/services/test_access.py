@@ -45,7 +45,7 @@ class Shop:
 async def add_user(session: AsyncSession, role: Role) -> User:
     name = unique(role.value)
     return await users_repo.add_user(
-        session, username=name, email=f"{name}@example.com", hashed_password="x" * 60, role=role.value
+        session, username=name, email=f"{name}@example.com", hashed_password="x" * 60, role=role
     )
 
 
