@@ -61,7 +61,7 @@ async def place_order(
     lines: Sequence[OrderLine],
     render: RenderOrder,
     idempotency_key: str | None = None,
-    idempotency_ttl: timedelta = timedelta(hours=24),
+    idempotency_ttl: timedelta,
 ) -> PlacedOrder:
     """Reserve every line's stock at its current price and record the order, all or nothing."""
     now = datetime.now(UTC)

@@ -8,6 +8,7 @@ other runs.
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -61,7 +62,11 @@ async def shop(database: Database) -> Shop:
                 session, name="Hammer", price=Decimal("9.99"), stock=5, category_id=category.id
             )
         placed = await orders_service.place_order(
-            session=session, user_id=customer.id, lines=[OrderLine(product.id, 1)], render=lambda order: ""
+            session=session,
+            user_id=customer.id,
+            lines=[OrderLine(product.id, 1)],
+            render=lambda order: "",
+            idempotency_ttl=timedelta(hours=24),
         )
     return Shop(admin, other_admin, customer.id, category.id, empty.id, product.id, placed.order_id)
 
