@@ -17,7 +17,10 @@ from services.access import insufficient_role
 from services.auth import AuthService
 from services.errors import AuthenticationError, PermissionDeniedError
 
-API_PREFIX = "/api/v1"
+# Every path under API_ROOT is the API's (any version, known or not): the middleware's headers and rate limits
+# apply to all of them.
+API_ROOT = "/api/"
+API_PREFIX = f"{API_ROOT}v1"
 LOGIN_PATH = f"{API_PREFIX}/auth/login"
 
 # Two ways to present the same bearer token, both declared so /docs offers them: the password flow (the
