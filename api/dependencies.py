@@ -17,7 +17,10 @@ from services.access import insufficient_role
 from services.auth import AuthService
 from services.errors import AuthenticationError, PermissionDeniedError
 
-API_PREFIX = "/api/v1"
+# Every path under API_ROOT is the API's (any version, known or not): the middleware's headers and rate limits
+# apply to all of them.
+API_ROOT = "/api/"
+API_PREFIX = f"{API_ROOT}v1"
 LOGIN_PATH = f"{API_PREFIX}/auth/login"
 
 # Two ways to present the same bearer token, both declared so /docs offers them: the password flow (the
@@ -96,7 +99,7 @@ def require_role(minimum: Role) -> Callable[..., Any]:
     """A dependency that admits users whose current role (from the database, not the token) is `minimum` or more."""
 
     async def check_role(user: CurrentUser) -> User:
-        if not user.role_enum.includes(minimum):
+        if not user.role.includes(minimum):
             raise insufficient_role(minimum)
         return user
 
@@ -109,7 +112,7 @@ Admin = Annotated[User, Depends(require_role(Role.ADMIN))]
 
 def _admin_or_self(user: User, named_id: str | None, what: str) -> User:
     # Judged on the raw parameter, before it is validated: the contract puts role (403) before validation (422).
-    if named_id is None or named_id == str(user.id) or user.role_enum.includes(Role.ADMIN):
+    if named_id is None or named_id == str(user.id) or user.role.includes(Role.ADMIN):
         return user
     raise PermissionDeniedError(f"Only admins may read {what}", code="insufficient_role")
 

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.client_ip import client_ip
+from api.dependencies import API_ROOT
 from api.errors import problem
 from auth.jwt import InvalidTokenError, decode_access_token
 from config import IPNetwork, Settings
@@ -134,7 +135,7 @@ class RequestContextMiddleware:
                 headers["X-Frame-Options"] = "DENY"
                 headers["Referrer-Policy"] = "no-referrer"
                 headers.setdefault("Content-Security-Policy", csp)
-                if path.startswith("/api/"):
+                if path.startswith(API_ROOT):
                     headers.setdefault("Cache-Control", "no-store")
             await send(message)
 
@@ -276,7 +277,7 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith("/api/") or scope["method"] == "OPTIONS":
+        if scope["type"] != "http" or not path.startswith(API_ROOT) or scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
         # Built by the lifespan, which runs after the middleware stack is assembled.

@@ -23,12 +23,14 @@ from pydantic_core import PydanticCustomError
 from auth.roles import Role
 from auth.security import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES, PASSWORD_RULE, USERNAME_PATTERN, password_size_ok
 from database.pagination import Page as PageResult
+from models.base import CENT, MAX_ID
 from models.order import OrderStatus
 
 T = TypeVar("T")
 
-MAX_ID = 2**31 - 1
-MAX_PRICE = Decimal("1000000.00")
+# Prices go up to a power of ten, so that a pattern can state the bound to clients that send strings.
+MAX_PRICE_EXPONENT = 6
+MAX_PRICE = (Decimal(10) ** MAX_PRICE_EXPONENT).quantize(CENT)
 MAX_STOCK = 1_000_000_000
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 MONEY_PATTERN = r"^\d+\.\d{2}$"
@@ -73,15 +75,18 @@ Timestamp = Annotated[
     ),
 ]
 
-# Money arrives as a string or a number with at most two decimals.
-PRICE_STRING_PATTERN = r"^(?:(?:0|[1-9]\d{0,5})(?:\.\d{1,2})?|1000000(?:\.0{1,2})?)$"
+# Money arrives as a string or a number with at most two decimals. Pydantic checks the bounds on the Decimal;
+# the schema states them: below MAX_PRICE (at most MAX_PRICE_EXPONENT integer digits), or MAX_PRICE itself.
+PRICE_STRING_PATTERN = (
+    rf"^(?:(?:0|[1-9]\d{{0,{MAX_PRICE_EXPONENT - 1}}})(?:\.\d{{1,2}})?|{int(MAX_PRICE)}(?:\.0{{1,2}})?)$"
+)
 Price = Annotated[
     Decimal,
     Field(gt=0, le=MAX_PRICE, decimal_places=2, allow_inf_nan=False),
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000},
+                {"type": "number", "exclusiveMinimum": 0, "maximum": int(MAX_PRICE)},
                 {"type": "string", "pattern": PRICE_STRING_PATTERN},
             ]
         },

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
+from models.base import MAX_ID
+
 # A claim value, not a password, whatever the linters guess from the name.
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105  # nosec B105
 REQUIRED_CLAIMS = ["sub", "role", "type", "jti", "iat", "exp"]
 SUBJECT_PATTERN = re.compile(r"[1-9][0-9]{0,9}")
-MAX_USER_ID = 2**31 - 1
 
 
 class InvalidTokenError(Exception):
@@ -74,7 +75,7 @@ def decode_access_token(token: str, *, secret: str, algorithm: str) -> AccessCla
     well_formed = (
         isinstance(subject, str)
         and SUBJECT_PATTERN.fullmatch(subject) is not None
-        and int(subject) <= MAX_USER_ID
+        and int(subject) <= MAX_ID
         and isinstance(role, str)
         and isinstance(jti, str)
     )

@@ -1,11 +1,12 @@
-"""Declarative base, naming convention and the column types shared by every model."""
+"""Declarative base, naming convention and the columns and column types shared by every model."""
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, MetaData, Numeric
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import BigInteger, DateTime, Dialect, Enum, MetaData, Numeric
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 # Stable constraint names keep Alembic migrations readable and let repositories recognise violations.
@@ -18,6 +19,9 @@ NAMING_CONVENTION = {
 }
 
 CENT = Decimal("0.01")
+# Ids are INTEGER columns: 32-bit signed on PostgreSQL. The API and the tokens refuse larger ones.
+MAX_ID = 2**31 - 1
+IntPK = Annotated[int, mapped_column(primary_key=True)]
 
 
 def utcnow() -> datetime:
@@ -77,3 +81,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def string_enum(enum: type[StrEnum], *, name: str) -> Enum:
+    """A StrEnum column stored as its values in VARCHAR(16), kept to them by a CHECK constraint called `name`.
+
+    Not a native enum type: SQLite has none, and on PostgreSQL a new value is then an ordinary change of CHECK.
+    """
+    return Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class TimestampMixin:
+    """When a row was created and last changed."""
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -7,7 +7,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, Money, UTCDateTime, utcnow
+from models.base import Base, IntPK, Money, TimestampMixin, UTCDateTime, string_enum, utcnow
 
 
 class OrderStatus(StrEnum):
@@ -18,24 +18,21 @@ class OrderStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-STATUS_VALUES = ", ".join(f"'{status.value}'" for status in OrderStatus)
-
-
-class Order(Base):
+class Order(TimestampMixin, Base):
     __tablename__ = "orders"
     __table_args__ = (
-        CheckConstraint(f"status IN ({STATUS_VALUES})", name="status_known"),
         CheckConstraint("total >= 0", name="total_not_negative"),
         Index("ix_orders_user_id_created_at", "user_id", "created_at"),
         Index("ix_orders_status", "status"),
+        Index("ix_orders_created_at", "created_at"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[IntPK]
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
-    status: Mapped[str] = mapped_column(String(16), default=OrderStatus.PENDING.value)
+    status: Mapped[OrderStatus] = mapped_column(
+        string_enum(OrderStatus, name="status_known"), default=OrderStatus.PENDING
+    )
     total: Mapped[Decimal] = mapped_column(Money)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     items: Mapped[list["OrderItem"]] = relationship(
         back_populates="order", order_by="OrderItem.id", lazy="raise", cascade="all, delete-orphan"
@@ -50,7 +47,7 @@ class OrderItem(Base):
         UniqueConstraint("order_id", "product_id", name="uq_order_items_order_id_product_id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[IntPK]
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"), index=True)
     quantity: Mapped[int] = mapped_column(Integer)
@@ -65,7 +62,7 @@ class IdempotencyKey(Base):
     __tablename__ = "idempotency_keys"
     __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_id_key"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[IntPK]
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))

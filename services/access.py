@@ -27,6 +27,6 @@ async def require_active_admin(session: AsyncSession, *, actor: User, changing_u
         still_admin = await users_repo.lock_active_admin(session, actor.id)
     else:
         locked = (await users_repo.lock_users(session, {actor.id, changing_user})).get(actor.id)
-        still_admin = locked is not None and locked.is_active and locked.role_enum.includes(Role.ADMIN)
+        still_admin = locked is not None and locked.is_active and locked.role.includes(Role.ADMIN)
     if not still_admin:
         raise insufficient_role(Role.ADMIN)

@@ -61,7 +61,7 @@ async def place_order(
     lines: Sequence[OrderLine],
     render: RenderOrder,
     idempotency_key: str | None = None,
-    idempotency_ttl: timedelta = timedelta(hours=24),
+    idempotency_ttl: timedelta,
 ) -> PlacedOrder:
     """Reserve every line's stock at its current price and record the order, all or nothing."""
     now = datetime.now(UTC)
@@ -126,9 +126,7 @@ async def get_order(*, session: AsyncSession, order_id: int, owner_id: int | Non
 async def list_orders(
     *, session: AsyncSession, page: PageRequest, user_id: int | None, status: OrderStatus | None
 ) -> Page[Order]:
-    return await orders_repo.list_orders(
-        session, page, user_id=user_id, status=status.value if status is not None else None
-    )
+    return await orders_repo.list_orders(session, page, user_id=user_id, status=status)
 
 
 async def change_order_status(*, session: AsyncSession, actor: User, order_id: int, status: OrderStatus) -> Order:
@@ -137,7 +135,7 @@ async def change_order_status(*, session: AsyncSession, actor: User, order_id: i
     async with write_transaction(session):
         await require_active_admin(session, actor=actor)
         order = await get_order(session=session, order_id=order_id, owner_id=None)
-        current = OrderStatus(order.status)
+        current = order.status
         refused = ConflictError(
             f"An order cannot go from {current.value} to {status.value}", code="invalid_status_transition"
         )
@@ -145,7 +143,7 @@ async def change_order_status(*, session: AsyncSession, actor: User, order_id: i
             raise refused
         # Conditional on the status we read: of two concurrent changes, one wins and the other is refused.
         if not await orders_repo.change_status(
-            session, order_id=order_id, from_status=current.value, to_status=status.value, now=now
+            session, order_id=order_id, from_status=current, to_status=status, now=now
         ):
             raise refused
         if status in RESTOCKING_STATUSES:

@@ -34,7 +34,7 @@ async def register_user(
     try:
         async with write_transaction(session):
             return await users_repo.add_user(
-                session, username=username, email=email, hashed_password=hashed_password, role=role.value
+                session, username=username, email=email, hashed_password=hashed_password, role=role
             )
     except IntegrityError:
         # Someone registered the same name or address between our check and our insert.
@@ -75,7 +75,7 @@ async def update_user(
     *, session: AsyncSession, actor: User, user_id: int, role: Role | None, is_active: bool | None
 ) -> User:
     """Change a user's role or active flag; both take effect on that user's next request."""
-    if user_id == actor.id and ((role is not None and role != actor.role_enum) or is_active is False):
+    if user_id == actor.id and ((role is not None and role != actor.role) or is_active is False):
         # An admin demoting or disabling themselves could leave the shop with no admin at all.
         raise ConflictError("Admins cannot demote or disable their own account", code="self_modification")
     async with write_transaction(session):
@@ -83,7 +83,7 @@ async def update_user(
         # Loaded and locked by the check above: this comes from the session, without another query.
         user = await get_user(session=session, user_id=user_id)
         if role is not None:
-            user.role = role.value
+            user.role = role
         if is_active is not None:
             user.is_active = is_active
         await session.flush()

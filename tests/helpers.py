@@ -50,7 +50,7 @@ async def set_role(client: AsyncClient, user_id: int, role: Role) -> None:
     async with client.app.state.database.sessionmaker() as session:  # type: ignore[attr-defined]
         user = await session.get(User, user_id)
         assert user is not None
-        user.role = role.value
+        user.role = role
         await session.commit()
 
 

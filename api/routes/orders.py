@@ -113,14 +113,14 @@ async def list_orders(
     order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
     user_id: Annotated[IdParam | None, Query(description="Admins only: one user's orders")] = None,
 ) -> ModelResponse:
-    owner = user_id if user.role_enum.includes(Role.ADMIN) else user.id
+    owner = user_id if user.role.includes(Role.ADMIN) else user.id
     result = await orders_service.list_orders(session=session, page=page, user_id=owner, status=order_status)
     return ModelResponse(page_of(OrderOut, result))
 
 
 @router.get("/{id}", response_model=OrderOut, responses=problems(404), summary="An order (its owner, or an admin)")
 async def read_order(user: CurrentUser, order_id: PathId, session: SessionDep) -> ModelResponse:
-    owner_id = None if user.role_enum.includes(Role.ADMIN) else user.id
+    owner_id = None if user.role.includes(Role.ADMIN) else user.id
     order = await orders_service.get_order(session=session, order_id=order_id, owner_id=owner_id)
     return ModelResponse(OrderOut.model_validate(order))
 

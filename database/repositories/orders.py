@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from database.pagination import Page, PageRequest, fetch_page
 from database.upsert import insert_ignoring_conflicts
-from models import IdempotencyKey, Order, OrderItem
+from models import IdempotencyKey, Order, OrderItem, OrderStatus
 
 
 async def add_order(
@@ -33,7 +33,7 @@ async def get_order(session: AsyncSession, order_id: int, *, user_id: int | None
 
 
 async def list_orders(
-    session: AsyncSession, page: PageRequest, *, user_id: int | None = None, status: str | None = None
+    session: AsyncSession, page: PageRequest, *, user_id: int | None = None, status: OrderStatus | None = None
 ) -> Page[Order]:
     """Orders newest first, each with its items loaded in one extra statement for the whole page."""
     query = select(Order).options(selectinload(Order.items)).order_by(Order.created_at.desc(), Order.id.desc())
@@ -45,7 +45,7 @@ async def list_orders(
 
 
 async def change_status(
-    session: AsyncSession, *, order_id: int, from_status: str, to_status: str, now: datetime
+    session: AsyncSession, *, order_id: int, from_status: OrderStatus, to_status: OrderStatus, now: datetime
 ) -> bool:
     """Move an order from one status to another; False when it was no longer in `from_status`."""
     result = await session.execute(

@@ -32,7 +32,7 @@ async def lock_active_admin(session: AsyncSession, user_id: int) -> bool:
     """
     query = (
         select(User.id)
-        .where(User.id == user_id, User.role == Role.ADMIN.value, User.is_active.is_(True))
+        .where(User.id == user_id, User.role == Role.ADMIN, User.is_active.is_(True))
         # FOR SHARE: every admin write may hold it at once; only changing the row (a demotion) waits for them.
         .with_for_update(read=True)
     )
@@ -82,7 +82,7 @@ async def taken_identities(session: AsyncSession, *, username: str, email: str) 
     return taken
 
 
-async def add_user(session: AsyncSession, *, username: str, email: str, hashed_password: str, role: str) -> User:
+async def add_user(session: AsyncSession, *, username: str, email: str, hashed_password: str, role: Role) -> User:
     user = User(username=username, email=email, hashed_password=hashed_password, role=role, is_active=True)
     session.add(user)
     await session.flush()

@@ -23,13 +23,10 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from models import Base
 from tests.conftest import PROJECT_ROOT, REQUIRE_SERVICES, TEST_DATABASE_URL, TEST_REDIS_URL, alembic_config, in_thread
 from tests.helpers import PASSWORD, bearer, unique
 from tests.prometheus_text import sample_value
@@ -423,13 +420,10 @@ async def test_instances_starting_together_migrate_in_turn(deployment):
     try:
         async with engine.connect() as connection:
             versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
-            drift = await connection.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
-            )
     finally:
         await engine.dispose()
+    # What head builds is the models' schema: tests/unit/models/test_migrations.py.
     assert versions == [ScriptDirectory.from_config(alembic_config(deployment.database_url)).get_current_head()]
-    assert drift == []
 
 
 async def sign_up_admin(http: httpx.AsyncClient, server: Server, engine: AsyncEngine) -> tuple[int, dict[str, str]]:

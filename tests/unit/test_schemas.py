@@ -1,6 +1,7 @@
 """Validation and serialisation rules of api/schemas.py: money, names, slugs, strict integers, unknown fields."""
 
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from api.schemas import CategoryIn, CategoryOut, OrderOut, ProductIn, ProductOut, RegisterIn
+from api.schemas import MAX_PRICE, CategoryIn, CategoryOut, OrderOut, ProductIn, ProductOut, RegisterIn
 from config import Settings
 from main import create_app
 
@@ -102,6 +103,21 @@ def test_price_refuses_non_finite_values_in_json(literal: str) -> None:
 
 def test_price_from_a_json_number_stays_exact() -> None:
     assert ProductIn.model_validate_json('{"name": "Hammer", "stock": 1, "price": 0.1}').price == Decimal("0.1")
+
+
+@pytest.mark.parametrize(
+    "given", ["0.01", "999999.99", "1000000", "1000000.0", "1000000.00", "1000000.01", "1000001", "9999999"]
+)
+def test_the_documented_price_bounds_are_the_validated_ones(given: str) -> None:
+    number, string = ProductIn.model_json_schema()["properties"]["price"]["anyOf"]
+    assert Decimal(number["maximum"]) == MAX_PRICE
+    try:
+        product(price=given)
+    except ValidationError:
+        accepted = False
+    else:
+        accepted = True
+    assert (re.fullmatch(string["pattern"], given) is not None) is accepted
 
 
 # Money out

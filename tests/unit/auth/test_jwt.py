@@ -10,7 +10,8 @@ from typing import Any
 import jwt
 import pytest
 
-from auth.jwt import MAX_USER_ID, AccessClaims, InvalidTokenError, create_access_token, decode_access_token
+from auth.jwt import AccessClaims, InvalidTokenError, create_access_token, decode_access_token
+from models.base import MAX_ID
 
 SECRET = "unit-test-secret-" + "s" * 64  # long enough for HS512 without warnings
 ALGORITHM = "HS256"
@@ -68,10 +69,10 @@ def test_token_carries_exactly_the_contract_claims():
 
 
 def test_round_trip_gives_back_the_claims():
-    token, issued = issue(user_id=MAX_USER_ID, role="admin")
+    token, issued = issue(user_id=MAX_ID, role="admin")
     decoded = decode(token)
     assert decoded == issued
-    assert decoded.user_id == MAX_USER_ID
+    assert decoded.user_id == MAX_ID
     assert decoded.role == "admin"
     assert decoded.expires_at - decoded.issued_at == timedelta(seconds=TTL)
 
@@ -147,7 +148,7 @@ def test_missing_claim_is_refused(missing):
         "1.5",
         "1e3",
         "٣",  # an Arabic-Indic digit: int() would accept it
-        str(MAX_USER_ID + 1),
+        str(MAX_ID + 1),
         "9" * 40,
         42,
         None,

@@ -1,14 +1,16 @@
-"""models/base.py column types: Money stays exact and orders correctly, UTCDateTime is always aware UTC."""
+"""models/base.py column types: Money stays exact and orders correctly, UTCDateTime is always aware UTC, and
+string enums come back as their enum, kept to its values by the database."""
 
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Product
+from auth.roles import Role
+from models import Order, OrderStatus, Product, User
 from models.base import Money, UTCDateTime
 from tests.conftest import Backend
 
@@ -134,3 +136,42 @@ def test_null_passes_through(column_type: Money | UTCDateTime, dialect_name: str
     dialect = type("Dialect", (), {"name": dialect_name})()
     assert column_type.process_bind_param(None, dialect) is None  # type: ignore[arg-type]
     assert column_type.process_result_value(None, dialect) is None  # type: ignore[arg-type]
+
+
+# string_enum
+
+
+async def add_user_with_order(session: AsyncSession, role: Role) -> None:
+    user = User(username="enums", email="enums@example.com", hashed_password="x" * 60, role=role)
+    session.add(user)
+    await session.flush()
+    session.add(Order(user_id=user.id, total=Decimal("0.00")))
+    await session.commit()
+    session.expunge_all()
+
+
+async def test_string_enums_are_stored_as_their_values_and_read_back_as_members(session: AsyncSession) -> None:
+    await add_user_with_order(session, Role.ADMIN)
+    assert (await session.execute(select(User.role, Order.status).join(Order))).one() == (
+        Role.ADMIN,
+        OrderStatus.PENDING,
+    )
+    assert type((await session.scalars(select(User.role))).one()) is Role
+    assert type((await session.scalars(select(Order.status))).one()) is OrderStatus
+    raw = (await session.execute(text("SELECT role, status FROM users JOIN orders ON orders.user_id = users.id"))).one()
+    assert tuple(raw) == ("admin", "pending")
+
+
+@pytest.mark.parametrize(
+    ("statement", "constraint"),
+    [
+        ("UPDATE users SET role = 'owner'", "ck_users_role_known"),
+        ("UPDATE orders SET status = 'lost'", "ck_orders_status_known"),
+    ],
+)
+async def test_the_database_refuses_a_value_outside_the_enum(
+    session: AsyncSession, statement: str, constraint: str
+) -> None:
+    await add_user_with_order(session, Role.USER)
+    with pytest.raises(IntegrityError, match=constraint):
+        await session.execute(text(statement))

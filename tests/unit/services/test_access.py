@@ -8,6 +8,7 @@ other runs.
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -45,7 +46,7 @@ class Shop:
 async def add_user(session: AsyncSession, role: Role) -> User:
     name = unique(role.value)
     return await users_repo.add_user(
-        session, username=name, email=f"{name}@example.com", hashed_password="x" * 60, role=role.value
+        session, username=name, email=f"{name}@example.com", hashed_password="x" * 60, role=role
     )
 
 
@@ -61,7 +62,11 @@ async def shop(database: Database) -> Shop:
                 session, name="Hammer", price=Decimal("9.99"), stock=5, category_id=category.id
             )
         placed = await orders_service.place_order(
-            session=session, user_id=customer.id, lines=[OrderLine(product.id, 1)], render=lambda order: ""
+            session=session,
+            user_id=customer.id,
+            lines=[OrderLine(product.id, 1)],
+            render=lambda order: "",
+            idempotency_ttl=timedelta(hours=24),
         )
     return Shop(admin, other_admin, customer.id, category.id, empty.id, product.id, placed.order_id)
 

@@ -18,6 +18,8 @@ from services.errors import ConflictError, NotFoundError, UnknownReferenceError
 from services.orders import OrderLine, fingerprint
 from tests.helpers import unique
 
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
 
 async def add_user(database: Database, role: str = "user") -> int:
     name = unique(role)
@@ -72,6 +74,7 @@ async def place(
             user_id=user_id,
             lines=[OrderLine(product_id=product_id, quantity=quantity) for product_id, quantity in lines],
             render=render,
+            idempotency_ttl=IDEMPOTENCY_TTL,
             **kwargs,
         )
 
@@ -268,10 +271,10 @@ async def test_expired_idempotency_key_is_fresh_again(database):
     (product,) = await add_products(database, ("3.00", 10))
     first = await place(database, user_id, [(product, 1)], idempotency_key="k")
     async with database.sessionmaker() as session, write_transaction(session):
-        stale = datetime.now(UTC) - timedelta(hours=24, seconds=1)
+        stale = datetime.now(UTC) - IDEMPOTENCY_TTL - timedelta(seconds=1)
         await session.execute(update(IdempotencyKey).values(created_at=stale))
 
-    # After 24 hours even a different body is a new request, not a conflict.
+    # After its time to live even a different body is a new request, not a conflict.
     second = await place(database, user_id, [(product, 2)], idempotency_key="k")
     assert second.order_id != first.order_id
     assert not second.replayed
