@@ -24,6 +24,7 @@ from auth.roles import Role
 from auth.security import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES, PASSWORD_RULE, USERNAME_PATTERN, password_size_ok
 from database.pagination import Page as PageResult
 from models.order import OrderStatus
+from services.catalogue import SORT_NAMES
 
 T = TypeVar("T")
 
@@ -263,7 +264,7 @@ class ProductOut(ResponseModel):
     updated_at: Timestamp
 
 
-ProductSort = Literal["id", "-id", "name", "-name", "price", "-price", "created_at", "-created_at"]
+ProductSort = Literal[SORT_NAMES]
 
 
 # Orders
