@@ -1,4 +1,4 @@
-"""Dependencies shared by the routes: the session, the current user, role checks, pagination."""
+"""Dependencies shared by the routes: the session, the current user, role and access checks, pagination."""
 
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
