@@ -1,21 +1,22 @@
-"""Dependencies shared by the routes: the session, the current user, role checks, pagination."""
+"""Dependencies shared by the routes: the session, the current user, role and access checks, pagination."""
 
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPBearer, OAuth2PasswordBearer
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.schemas import MAX_ID
+from api.schemas import MAX_ID, IdParam
 from auth.jwt import AccessClaims
 from auth.roles import Role
 from config import Settings
 from database.pagination import PageRequest
 from models import User
-from services.access import insufficient_role
+from services.access import insufficient_role, orders_visible_to, require_may_read_user
 from services.auth import AuthService
-from services.errors import AuthenticationError, PermissionDeniedError
+from services.errors import AuthenticationError
 
 # Every path under API_ROOT is the API's (any version, known or not): the middleware's headers and rate limits
 # apply to all of them.
@@ -110,25 +111,36 @@ Customer = Annotated[User, Depends(require_role(Role.USER))]
 Admin = Annotated[User, Depends(require_role(Role.ADMIN))]
 
 
-def _admin_or_self(user: User, named_id: str | None, what: str) -> User:
-    # Judged on the raw parameter, before it is validated: the contract puts role (403) before validation (422).
-    if named_id is None or named_id == str(user.id) or user.role.includes(Role.ADMIN):
-        return user
-    raise PermissionDeniedError(f"Only admins may read {what}", code="insufficient_role")
+# Reading another user's records is judged on the raw parameter, before the route validates it: the contract puts
+# role (403) before validation (422). The service judges again, by the same named rule.
+_ID = TypeAdapter(IdParam)
+# Ids start at 1: what the rule is asked about when the parameter is not an id at all.
+_NOBODY = 0
 
 
-async def admin_or_self_in_path(request: Request, user: CurrentUser) -> User:
-    """Admins, or the user whose id is the path's `{id}`."""
-    return _admin_or_self(user, request.path_params.get("id"), "other users")
+def _named_id(raw: str) -> int:
+    """The user id a raw parameter names, or nobody's."""
+    try:
+        return _ID.validate_python(raw)
+    except ValidationError:
+        return _NOBODY
 
 
-async def admin_or_self_in_query(request: Request, user: CurrentUser) -> User:
-    """Admins with any `user_id` filter; others with none or their own."""
-    return _admin_or_self(user, request.query_params.get("user_id"), "other users' orders")
+async def user_reader(request: Request, user: CurrentUser) -> User:
+    """The current user, if `require_may_read_user` lets them read the user of the path's `{id}`."""
+    require_may_read_user(actor=user, user_id=_named_id(request.path_params["id"]))
+    return user
 
 
-AdminOrSelf = Annotated[User, Depends(admin_or_self_in_path)]
-AdminOrOwnOrders = Annotated[User, Depends(admin_or_self_in_query)]
+async def orders_reader(request: Request, user: CurrentUser) -> User:
+    """The current user, if `orders_visible_to` lets them ask for the orders of the query's `user_id`."""
+    named = request.query_params.get("user_id")
+    orders_visible_to(actor=user, user_id=None if named is None else _named_id(named))
+    return user
+
+
+UserReader = Annotated[User, Depends(user_reader)]
+OrdersReader = Annotated[User, Depends(orders_reader)]
 
 
 async def page_request(

@@ -14,7 +14,7 @@ from database.pagination import Page, PageRequest
 from database.repositories import orders as orders_repo
 from database.repositories import products as products_repo
 from models import IdempotencyKey, Order, OrderStatus, User
-from services.access import require_active_admin
+from services.access import orders_visible_to, require_active_admin
 from services.errors import ConflictError, NotFoundError, UnknownReferenceError
 from services.order_status import RESTOCKING_STATUSES, can_transition
 
@@ -115,18 +115,21 @@ async def _reserve_and_record(
     return await orders_repo.add_order(session, user_id=user_id, total=total, items=items, now=now)
 
 
-async def get_order(*, session: AsyncSession, order_id: int, owner_id: int | None) -> Order:
-    """An order; with `owner_id`, another user's order is reported missing, so ids reveal nothing."""
-    order = await orders_repo.get_order(session, order_id, user_id=owner_id)
+async def get_order(*, session: AsyncSession, actor: User, order_id: int) -> Order:
+    """An order `actor` may see; another user's is reported missing, so ids reveal nothing."""
+    order = await orders_repo.get_order(session, order_id, user_id=orders_visible_to(actor=actor))
     if order is None:
         raise NotFoundError(f"Order {order_id} not found")
     return order
 
 
 async def list_orders(
-    *, session: AsyncSession, page: PageRequest, user_id: int | None, status: OrderStatus | None
+    *, session: AsyncSession, actor: User, page: PageRequest, user_id: int | None, status: OrderStatus | None
 ) -> Page[Order]:
-    return await orders_repo.list_orders(session, page, user_id=user_id, status=status)
+    """Orders newest first: `actor`'s own, or an admin's choice of everyone's or `user_id`'s."""
+    return await orders_repo.list_orders(
+        session, page, user_id=orders_visible_to(actor=actor, user_id=user_id), status=status
+    )
 
 
 async def change_order_status(*, session: AsyncSession, actor: User, order_id: int, status: OrderStatus) -> Order:
@@ -134,7 +137,7 @@ async def change_order_status(*, session: AsyncSession, actor: User, order_id: i
     now = datetime.now(UTC)
     async with write_transaction(session):
         await require_active_admin(session, actor=actor)
-        order = await get_order(session=session, order_id=order_id, owner_id=None)
+        order = await get_order(session=session, actor=actor, order_id=order_id)
         current = order.status
         refused = ConflictError(
             f"An order cannot go from {current.value} to {status.value}", code="invalid_status_transition"
@@ -148,4 +151,4 @@ async def change_order_status(*, session: AsyncSession, actor: User, order_id: i
             raise refused
         if status in RESTOCKING_STATUSES:
             await products_repo.restore_stock(session, [(item.product_id, item.quantity) for item in order.items])
-    return await get_order(session=session, order_id=order_id, owner_id=None)
+    return await get_order(session=session, actor=actor, order_id=order_id)

@@ -12,9 +12,9 @@ from database.connection import write_transaction
 from database.pagination import Page, PageRequest
 from database.repositories import categories as categories_repo
 from database.repositories import products as products_repo
-from database.repositories.products import ProductFilter
 from models import Product, User
 from services.access import require_active_admin
+from services.catalogue import ProductFilter
 from services.errors import NotFoundError, UnknownReferenceError
 
 

@@ -11,7 +11,7 @@ from database.connection import release_connection, write_transaction
 from database.pagination import Page, PageRequest
 from database.repositories import users as users_repo
 from models import User
-from services.access import require_active_admin
+from services.access import require_active_admin, require_may_read_user
 from services.errors import ConflictError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,9 @@ async def ensure_admin(
     return user
 
 
-async def get_user(*, session: AsyncSession, user_id: int) -> User:
+async def get_user(*, session: AsyncSession, actor: User, user_id: int) -> User:
+    """An account, for an admin or its own user (who comes from the session, without another query)."""
+    require_may_read_user(actor=actor, user_id=user_id)
     user = await users_repo.get_user(session, user_id)
     if user is None:
         raise NotFoundError(f"User {user_id} not found")
@@ -81,7 +83,7 @@ async def update_user(
     async with write_transaction(session):
         await require_active_admin(session, actor=actor, changing_user=user_id)
         # Loaded and locked by the check above: this comes from the session, without another query.
-        user = await get_user(session=session, user_id=user_id)
+        user = await get_user(session=session, actor=actor, user_id=user_id)
         if role is not None:
             user.role = role
         if is_active is not None:

@@ -9,9 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from api.dependencies import (
     API_PREFIX,
     Admin,
-    AdminOrOwnOrders,
     CurrentUser,
     Customer,
+    OrdersReader,
     PageDep,
     SessionDep,
     SettingsDep,
@@ -20,7 +20,6 @@ from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse
 from api.routing import ExactJSONRoute
 from api.schemas import IdParam, OrderIn, OrderOut, OrderStatusIn, Page, PathId, page_of
-from auth.roles import Role
 from models import Order, OrderStatus
 from observability.metrics import ORDERS_PLACED, ORDERS_REFUSED
 from services import orders as orders_service
@@ -107,21 +106,21 @@ async def place_order(
 
 @router.get("", response_model=Page[OrderOut], summary="Orders, newest first: one's own, or everyone's for an admin")
 async def list_orders(
-    user: AdminOrOwnOrders,
+    reader: OrdersReader,
     session: SessionDep,
     page: PageDep,
     order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
     user_id: Annotated[IdParam | None, Query(description="Admins only: one user's orders")] = None,
 ) -> ModelResponse:
-    owner = user_id if user.role.includes(Role.ADMIN) else user.id
-    result = await orders_service.list_orders(session=session, page=page, user_id=owner, status=order_status)
+    result = await orders_service.list_orders(
+        session=session, actor=reader, page=page, user_id=user_id, status=order_status
+    )
     return ModelResponse(page_of(OrderOut, result))
 
 
 @router.get("/{id}", response_model=OrderOut, responses=problems(404), summary="An order (its owner, or an admin)")
 async def read_order(user: CurrentUser, order_id: PathId, session: SessionDep) -> ModelResponse:
-    owner_id = None if user.role.includes(Role.ADMIN) else user.id
-    order = await orders_service.get_order(session=session, order_id=order_id, owner_id=owner_id)
+    order = await orders_service.get_order(session=session, actor=user, order_id=order_id)
     return ModelResponse(OrderOut.model_validate(order))
 
 

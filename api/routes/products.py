@@ -10,8 +10,8 @@ from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
 from api.routing import ExactJSONRoute
 from api.schemas import IdParam, NoNul, Page, PathId, ProductIn, ProductOut, ProductSort, page_of
-from database.repositories.products import ProductFilter
 from services import products as products_service
+from services.catalogue import ProductFilter
 from services.products import ProductData
 
 router = APIRouter(prefix=f"{API_PREFIX}/products", tags=["products"], responses=PROTECTED, route_class=ExactJSONRoute)

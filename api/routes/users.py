@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from api.dependencies import API_PREFIX, Admin, AdminOrSelf, CurrentUser, PageDep, SessionDep
+from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep, UserReader
 from api.openapi import PROTECTED, problems
 from api.responses import ModelResponse
 from api.routing import ExactJSONRoute
@@ -23,10 +23,9 @@ async def list_users(_admin: Admin, session: SessionDep, page: PageDep) -> Model
 
 
 @router.get("/{id}", response_model=UserOut, responses=problems(404), summary="A user (admin, or that user itself)")
-async def read_user(user: AdminOrSelf, user_id: PathId, session: SessionDep) -> ModelResponse:
-    if user.id == user_id:
-        return ModelResponse(UserOut.model_validate(user))
-    return ModelResponse(UserOut.model_validate(await users_service.get_user(session=session, user_id=user_id)))
+async def read_user(reader: UserReader, user_id: PathId, session: SessionDep) -> ModelResponse:
+    user = await users_service.get_user(session=session, actor=reader, user_id=user_id)
+    return ModelResponse(UserOut.model_validate(user))
 
 
 @router.patch(

@@ -8,6 +8,7 @@ from httpx import AsyncClient
 from sqlalchemy import update
 
 from models import Product
+from services.catalogue import SORT_KEYS
 from tests.helpers import create_category, create_product
 from tests.integration.catalogue_checks import assert_invalid, assert_problem, catalogue
 
@@ -356,6 +357,7 @@ async def test_every_sort_key_in_both_directions(client: AsyncClient, admin_head
         "price": by(lambda pair: float(pair[1][1])),
         "created_at": by(lambda pair: pair[1][2]),
     }
+    assert set(expected) == set(SORT_KEYS)
     assert len({tuple(order) for order in expected.values()}) == 4
     for key, ascending in expected.items():
         assert await ids_of(client, admin_headers, sort=key) == ascending, key

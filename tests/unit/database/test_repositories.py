@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from database.pagination import Page, PageRequest, fetch_page
 from database.repositories import categories as categories_repo
 from database.repositories import products as products_repo
-from database.repositories.products import ProductFilter
 from models import Category, Product
+from services.catalogue import ProductFilter
 
 
 async def add_products(session: AsyncSession, *names: str) -> dict[str, int]:

@@ -10,11 +10,12 @@ from sqlalchemy import func, select, update
 
 from database.connection import Database, write_transaction
 from database.pagination import PageRequest
+from database.repositories import orders as orders_repo
 from database.repositories import products as products_repo
 from database.repositories import users as users_repo
 from models import IdempotencyKey, Order, OrderItem, OrderStatus, Product, User
 from services import orders as orders_service
-from services.errors import ConflictError, NotFoundError, UnknownReferenceError
+from services.errors import ConflictError, NotFoundError, PermissionDeniedError, UnknownReferenceError
 from services.orders import OrderLine, fingerprint
 from tests.helpers import unique
 
@@ -30,11 +31,15 @@ async def add_user(database: Database, role: str = "user") -> int:
         return user.id
 
 
-async def add_admin(database: Database) -> User:
-    """The actor of status changes."""
-    user_id = await add_user(database, "admin")
+async def add_actor(database: Database, role: str = "user") -> User:
+    """A user as a request carries it: the actor of reads and status changes."""
+    user_id = await add_user(database, role)
     async with database.sessionmaker() as session:
         return await session.get_one(User, user_id)
+
+
+async def add_admin(database: Database) -> User:
+    return await add_actor(database, "admin")
 
 
 async def add_products(database: Database, *specs: tuple[str, int]) -> list[int]:
@@ -79,9 +84,12 @@ async def place(
         )
 
 
-async def get_order(database: Database, order_id: int, owner_id: int | None = None) -> Order:
+async def stored_order(database: Database, order_id: int) -> Order:
+    """The order as stored, read past the access rules."""
     async with database.sessionmaker() as session:
-        return await orders_service.get_order(session=session, order_id=order_id, owner_id=owner_id)
+        order = await orders_repo.get_order(session, order_id)
+    assert order is not None
+    return order
 
 
 async def test_order_reserves_stock_at_catalogue_prices_and_totals_exactly(database):
@@ -89,7 +97,7 @@ async def test_order_reserves_stock_at_catalogue_prices_and_totals_exactly(datab
     first, second = await add_products(database, ("0.10", 10), ("19.90", 5))
     placed = await place(database, user_id, [(second, 2), (first, 3)])
 
-    order = await get_order(database, placed.order_id)
+    order = await stored_order(database, placed.order_id)
     assert not placed.replayed
     assert placed.body == render(order)
     assert order.user_id == user_id
@@ -150,7 +158,7 @@ async def test_later_price_change_leaves_existing_orders_alone(database):
         await session.execute(update(Product).where(Product.id == product).values(price=Decimal("12.50")))
     after = await place(database, user_id, [(product, 2)])
 
-    old, new = await get_order(database, before.order_id), await get_order(database, after.order_id)
+    old, new = await stored_order(database, before.order_id), await stored_order(database, after.order_id)
     assert (old.total, old.items[0].price) == (Decimal("20.00"), Decimal("10.00"))
     assert (new.total, new.items[0].price) == (Decimal("25.00"), Decimal("12.50"))
 
@@ -164,23 +172,30 @@ async def test_largest_possible_order_total_is_exact(database):
 
     placed = await place(database, user_id, [(product_id, 1000) for product_id in product_ids])
 
-    order = await get_order(database, placed.order_id)
+    order = await stored_order(database, placed.order_id)
     assert order.total == Decimal("100000000000.00")
     assert len(order.items) == 100
     assert await stock_of(database, product_ids) == [0] * 100
 
 
-async def test_missing_or_foreign_order_is_not_found(database):
-    owner, stranger = await add_user(database), await add_user(database)
+async def test_an_order_is_its_owners_and_the_admins_and_missing_to_anyone_else(database):
+    owner, stranger, admin = await add_actor(database), await add_actor(database), await add_admin(database)
     (product,) = await add_products(database, ("1.00", 5))
-    placed = await place(database, owner, [(product, 1)])
+    placed = await place(database, owner.id, [(product, 1)])
 
-    assert (await get_order(database, placed.order_id, owner_id=owner)).id == placed.order_id
-    with pytest.raises(NotFoundError):
-        await get_order(database, placed.order_id, owner_id=stranger)
-    with pytest.raises(NotFoundError):
-        await get_order(database, placed.order_id + 1)
-    admin = await add_admin(database)
+    async def read(actor: User, order_id: int = placed.order_id) -> Order:
+        async with database.sessionmaker() as session:
+            return await orders_service.get_order(session=session, actor=actor, order_id=order_id)
+
+    assert (await read(owner)).id == placed.order_id
+    assert (await read(admin)).id == placed.order_id
+    # Another user's order is reported exactly like one that does not exist.
+    with pytest.raises(NotFoundError) as foreign:
+        await read(stranger)
+    with pytest.raises(NotFoundError) as missing:
+        await read(admin, placed.order_id + 1)
+    assert foreign.value.detail == f"Order {placed.order_id} not found"
+    assert missing.value.detail == f"Order {placed.order_id + 1} not found"
     async with database.sessionmaker() as session:
         with pytest.raises(NotFoundError):
             await orders_service.change_order_status(
@@ -189,27 +204,45 @@ async def test_missing_or_foreign_order_is_not_found(database):
 
 
 async def test_list_orders_newest_first_per_user_and_status(database):
-    owner, other = await add_user(database), await add_user(database)
+    owner, other, admin = await add_actor(database), await add_actor(database), await add_admin(database)
     (product,) = await add_products(database, ("1.00", 10))
-    mine = [(await place(database, owner, [(product, 1)])).order_id for _ in range(3)]
-    theirs = (await place(database, other, [(product, 1)])).order_id
-    admin = await add_admin(database)
+    mine = [(await place(database, owner.id, [(product, 1)])).order_id for _ in range(3)]
+    theirs = (await place(database, other.id, [(product, 1)])).order_id
     async with database.sessionmaker() as session:
         await orders_service.change_order_status(
             session=session, actor=admin, order_id=mine[1], status=OrderStatus.PAID
         )
 
-    async def listed(user_id: int | None, status: OrderStatus | None = None) -> list[int]:
+    async def listed(actor: User, user_id: int | None = None, status: OrderStatus | None = None) -> list[int]:
         async with database.sessionmaker() as session:
             page = await orders_service.list_orders(
-                session=session, page=PageRequest(page=1, size=10), user_id=user_id, status=status
+                session=session, actor=actor, page=PageRequest(page=1, size=10), user_id=user_id, status=status
             )
         return [order.id for order in page.items]
 
+    # Everyone else sees their own; an admin sees everyone's, or one user's.
     assert await listed(owner) == mine[::-1]
-    assert await listed(None) == [theirs, *mine[::-1]]
-    assert await listed(owner, OrderStatus.PAID) == [mine[1]]
-    assert await listed(other, OrderStatus.PAID) == []
+    assert await listed(owner, owner.id) == mine[::-1]
+    assert await listed(owner, status=OrderStatus.PAID) == [mine[1]]
+    assert await listed(admin) == [theirs, *mine[::-1]]
+    assert await listed(admin, owner.id) == mine[::-1]
+    assert await listed(admin, owner.id, OrderStatus.PAID) == [mine[1]]
+    assert await listed(admin, other.id, OrderStatus.PAID) == []
+    assert await listed(admin, admin.id) == []
+
+
+@pytest.mark.parametrize("role", ["user", "guest"])
+async def test_only_an_admin_may_list_another_users_orders(database, role):
+    actor, other = await add_actor(database, role), await add_actor(database)
+    (product,) = await add_products(database, ("1.00", 10))
+    await place(database, other.id, [(product, 1)])
+
+    async with database.sessionmaker() as session:
+        with pytest.raises(PermissionDeniedError) as refused:
+            await orders_service.list_orders(
+                session=session, actor=actor, page=PageRequest(), user_id=other.id, status=None
+            )
+    assert refused.value.code == "insufficient_role"
 
 
 @pytest.mark.parametrize(
