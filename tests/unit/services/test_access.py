@@ -81,7 +81,7 @@ ME, SOMEONE_ELSE = 7, 8
 
 
 def actor(role: Role) -> User:
-    return User(id=ME, role=role.value)
+    return User(id=ME, role=role)
 
 
 @pytest.mark.parametrize("role", list(Role))
