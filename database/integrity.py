@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import asyncpg
-from sqlalchemy import ForeignKeyConstraint, MetaData, PrimaryKeyConstraint, UniqueConstraint
+from sqlalchemy import Column, ForeignKeyConstraint, MetaData, PrimaryKeyConstraint, UniqueConstraint
 from sqlalchemy.exc import IntegrityError
 
 from models import Base
@@ -46,7 +46,8 @@ class Violation:
 
 def violated_constraint(error: IntegrityError, metadata: MetaData = Base.metadata) -> Violation | None:
     """The constraint `error` reports broken, or None when the database does not say which for certain."""
-    cause = error.orig.__cause__ if error.orig is not None else None
+    # asyncpg's own exception is the cause of the one SQLAlchemy's adapter raised.
+    cause = error.orig.__cause__
     if isinstance(cause, asyncpg.IntegrityConstraintViolationError):
         return _postgresql_violation(cause, error.statement, metadata)
     if isinstance(error.orig, sqlite3.IntegrityError):
@@ -93,11 +94,10 @@ def _sqlite_violation(message: str, statement: str | None, metadata: MetaData) -
 
 def _unique_key_on(qualified_columns: list[str], metadata: MetaData) -> Violation | None:
     """The unique constraint or index of exactly these columns (`table.column` each, as SQLite lists them)."""
-    tables = {qualified.split(".")[0] for qualified in qualified_columns}
-    columns = {qualified.split(".")[1] for qualified in qualified_columns}
-    table = metadata.tables.get(tables.pop()) if len(tables) == 1 else None
+    table = metadata.tables.get(qualified_columns[0].split(".")[0])
     if table is None:
         return None
+    columns = {qualified.split(".")[1] for qualified in qualified_columns}
     names = [
         constraint.name
         for constraint in table.constraints
@@ -106,7 +106,9 @@ def _unique_key_on(qualified_columns: list[str], metadata: MetaData) -> Violatio
     names += [
         index.name
         for index in table.indexes
-        if index.unique and {getattr(expression, "name", None) for expression in index.expressions} == columns
+        if index.unique
+        and all(isinstance(expression, Column) for expression in index.expressions)
+        and {expression.name for expression in index.expressions} == columns
     ]
     return Violation(str(names[0])) if len(names) == 1 else None
 
@@ -126,7 +128,7 @@ def _foreign_keys_at_stake(statement: str | None, metadata: MetaData) -> _AtStak
         return None
     verb = match[1].split()[0].upper()
     # A deleted row gives up every column; an INSERT assigns only in an ON CONFLICT DO UPDATE.
-    changed = set(table.columns.keys()) if verb == "DELETE" else set(_ASSIGNED.findall(statement or ""))
+    changed = set(table.columns.keys()) if verb == "DELETE" else set(_ASSIGNED.findall(match.string))
     if verb == "INSERT":
         referring = list(table.foreign_key_constraints)
     elif verb == "UPDATE":

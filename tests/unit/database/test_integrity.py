@@ -1,13 +1,26 @@
 """database/integrity.py: the constraint an IntegrityError names, from real violations on each backend."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    UniqueConstraint,
+    delete,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +36,7 @@ class Ids:
     product: int
     user: int
     order: int
+    order_item: int
 
 
 @pytest.fixture
@@ -39,9 +53,10 @@ async def ids(database: Database) -> Ids:
             [product, order, RefreshToken(user_id=user.id, family_id="f", token_hash="h", expires_at=expires)]
         )
         await session.flush()
-        session.add(OrderItem(order_id=order.id, product_id=product.id, quantity=1, price=Decimal("9.99")))
+        item = OrderItem(order_id=order.id, product_id=product.id, quantity=1, price=Decimal("9.99"))
+        session.add(item)
         await session.commit()
-        return Ids(category.id, empty.id, product.id, user.id, order.id)
+        return Ids(category.id, empty.id, product.id, user.id, order.id, item.id)
 
 
 def _product(**fields: Any) -> Product:
@@ -131,6 +146,11 @@ CASES: dict[str, tuple[Write, Violation | dict[str, Violation | None] | None]] =
         lambda session, ids: _add(session, OrderItem(order_id=ids.order, product_id=999_999, quantity=1, price=1)),
         {"sqlite": None, "postgresql": Violation("fk_order_items_product_id_products")},
     ),
+    # Only the key whose column the UPDATE assigns can have failed.
+    "a row with two foreign keys, one updated": (
+        lambda session, ids: _change(session, OrderItem, ids.order_item, product_id=999_999),
+        Violation("fk_order_items_product_id_products"),
+    ),
     # Deleting a user cascades to its tokens, whose own keys SQLite could equally be reporting.
     "a delete that cascades": (
         lambda session, ids: _remove(session, User, ids.user),
@@ -154,3 +174,77 @@ async def test_each_violation_is_named_by_its_constraint(database, ids):
         name: answer.get(backend) if isinstance(answer, dict) else answer for name, (_, answer) in CASES.items()
     }
     assert {name: await violation_of(database, ids, write) for name, (write, _) in CASES.items()} == expected
+
+
+# What the shop's schema has no case of: a small schema of its own (made here with create_all, as it is no part
+# of the shop's), in which SQLite's answer would fit more than one constraint.
+SYNTHETIC = MetaData()
+Table(
+    "integrity_parents",
+    SYNTHETIC,
+    Column("id", Integer, primary_key=True),
+    Column("code", Integer),
+    Column("active", Boolean),
+    # Two unique keys on one column, and a check without a name, which SQLite reports by its expression.
+    UniqueConstraint("code", name="uq_integrity_parents_code"),
+    Index("ix_integrity_parents_code", "code", unique=True),
+    CheckConstraint("active"),
+)
+Table(
+    "integrity_children",
+    SYNTHETIC,
+    Column("id", Integer, primary_key=True),
+    Column("parent_id", ForeignKey("integrity_parents.id", ondelete="CASCADE", name="fk_children_parent")),
+)
+Table(
+    "integrity_grandchildren",
+    SYNTHETIC,
+    Column("id", Integer, primary_key=True),
+    Column("child_id", ForeignKey("integrity_children.id", ondelete="RESTRICT", name="fk_grandchildren_child")),
+)
+
+SYNTHETIC_CASES: dict[str, tuple[str, Violation | dict[str, Violation | None] | None]] = {
+    # The parent's delete cascades to its child, and the grandchild's key refuses that: neither key of the table
+    # deleted from, though SQLite's message would fit the child's.
+    "a key broken down a cascade": ("DELETE FROM integrity_parents WHERE id = 1", None),
+    "a column with two unique keys": (
+        "INSERT INTO integrity_parents (id, code) VALUES (2, 7)",
+        {"sqlite": None, "postgresql": Violation("uq_integrity_parents_code")},
+    ),
+    "a check without a name": (
+        "INSERT INTO integrity_parents (id, code, active) VALUES (2, 8, false)",
+        {"sqlite": None, "postgresql": Violation("integrity_parents_active_check")},
+    ),
+}
+
+
+@pytest.fixture
+async def synthetic(database: Database) -> AsyncIterator[None]:
+    async with database.engine.begin() as connection:
+        await connection.run_sync(SYNTHETIC.create_all)
+        for statement in (
+            "INSERT INTO integrity_parents (id, code, active) VALUES (1, 7, true)",
+            "INSERT INTO integrity_children (id, parent_id) VALUES (1, 1)",
+            "INSERT INTO integrity_grandchildren (id, child_id) VALUES (1, 1)",
+        ):
+            await connection.execute(text(statement))
+    try:
+        yield
+    finally:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(SYNTHETIC.drop_all)
+
+
+async def test_what_could_be_more_than_one_constraint_is_not_named(database, synthetic):
+    backend = database.engine.dialect.name
+    answers = {}
+    for name, (statement, _) in SYNTHETIC_CASES.items():
+        async with database.engine.connect() as connection:
+            with pytest.raises(IntegrityError) as failed:
+                await connection.execute(text(statement))
+        answers[name] = violated_constraint(failed.value, SYNTHETIC)
+    expected = {
+        name: answer.get(backend) if isinstance(answer, dict) else answer
+        for name, (_, answer) in SYNTHETIC_CASES.items()
+    }
+    assert answers == expected
