@@ -74,9 +74,8 @@ async def refuse_taken_identity(session: AsyncSession, *, username: str, email: 
 
     Only a check ahead: the indexes stay the guard against a registration racing this one.
     """
-    # The database's lower() on both sides, as the indexes compare: Python's can differ beyond ASCII.
-    same_username = func.lower(User.username) == func.lower(username)
-    same_email = func.lower(User.email) == func.lower(email)
+    same_username = func.lower(User.username) == username.lower()
+    same_email = func.lower(User.email) == email.lower()
     taken = (await session.execute(select(same_username, same_email).where(or_(same_username, same_email)))).all()
     row = {"username": username, "email": email}
     if any(username_taken for username_taken, _ in taken):
