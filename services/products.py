@@ -5,17 +5,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import nh3
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.connection import write_transaction
 from database.pagination import Page, PageRequest
-from database.repositories import categories as categories_repo
 from database.repositories import products as products_repo
 from models import Product, User
 from services.access import require_active_admin
 from services.catalogue import ProductFilter
-from services.errors import NotFoundError, UnknownReferenceError
+from services.errors import NotFoundError
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +30,6 @@ def sanitise_description(text: str) -> str:
     return nh3.clean(text)
 
 
-def _unknown_category(category_id: int | None) -> UnknownReferenceError:
-    return UnknownReferenceError(f"Category {category_id} does not exist", code="unknown_category")
-
-
 async def list_products(*, session: AsyncSession, filters: ProductFilter, page: PageRequest) -> Page[Product]:
     return await products_repo.list_products(session, filters, page)
 
@@ -45,11 +39,6 @@ async def get_product(*, session: AsyncSession, product_id: int) -> Product:
     if product is None:
         raise NotFoundError(f"Product {product_id} not found")
     return product
-
-
-async def _check_category(session: AsyncSession, category_id: int | None) -> None:
-    if category_id is not None and not await categories_repo.category_exists(session, category_id):
-        raise _unknown_category(category_id)
 
 
 def _fields(data: ProductData) -> dict[str, object]:
@@ -63,30 +52,19 @@ def _fields(data: ProductData) -> dict[str, object]:
 
 
 async def create_product(*, session: AsyncSession, actor: User, data: ProductData) -> Product:
+    """A category that does not exist, or no longer does, is refused by the foreign key (unknown_category)."""
     fields = _fields(data)
-    try:
-        async with write_transaction(session):
-            await require_active_admin(session, actor=actor)
-            await _check_category(session, data.category_id)
-            return await products_repo.add_product(session, **fields)
-    except IntegrityError:
-        # The category was deleted between our check and our insert.
-        raise _unknown_category(data.category_id) from None
+    async with write_transaction(session):
+        await require_active_admin(session, actor=actor)
+        return await products_repo.add_product(session, **fields)
 
 
 async def replace_product(*, session: AsyncSession, actor: User, product_id: int, data: ProductData) -> Product:
     fields = _fields(data)
-    try:
-        async with write_transaction(session):
-            await require_active_admin(session, actor=actor)
-            product = await get_product(session=session, product_id=product_id)
-            await _check_category(session, data.category_id)
-            for name, value in fields.items():
-                setattr(product, name, value)
-            await session.flush()
-            return product
-    except IntegrityError:
-        raise _unknown_category(data.category_id) from None
+    async with write_transaction(session):
+        await require_active_admin(session, actor=actor)
+        product = await get_product(session=session, product_id=product_id)
+        return await products_repo.update_product(session, product, **fields)
 
 
 async def delete_product(*, session: AsyncSession, actor: User, product_id: int) -> None:

@@ -2,7 +2,6 @@
 
 import logging
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.roles import Role
@@ -17,29 +16,18 @@ from services.errors import ConflictError, NotFoundError
 logger = logging.getLogger(__name__)
 
 
-def _identity_conflict(taken: set[str]) -> ConflictError:
-    if "username" in taken:
-        return ConflictError("That username is already taken", code="username_taken")
-    return ConflictError("That email is already registered", code="email_taken")
-
-
 async def register_user(
     *, session: AsyncSession, hasher: PasswordHasher, username: str, email: str, password: str, role: Role = Role.USER
 ) -> User:
-    taken = await users_repo.taken_identities(session, username=username, email=email)
-    if taken:
-        raise _identity_conflict(taken)
+    # Checked ahead only to spare a bcrypt hash on a username or email already taken. The unique indexes are the
+    # guard: a registration racing this one passes the check, and add_user then raises the same 409.
+    await users_repo.refuse_taken_identity(session, username=username, email=email)
     await release_connection(session)
     hashed_password = await hasher.hash(password)
-    try:
-        async with write_transaction(session):
-            return await users_repo.add_user(
-                session, username=username, email=email, hashed_password=hashed_password, role=role
-            )
-    except IntegrityError:
-        # Someone registered the same name or address between our check and our insert.
-        taken = await users_repo.taken_identities(session, username=username, email=email)
-        raise _identity_conflict(taken or {"username"}) from None
+    async with write_transaction(session):
+        return await users_repo.add_user(
+            session, username=username, email=email, hashed_password=hashed_password, role=role
+        )
 
 
 async def ensure_admin(

@@ -1,14 +1,16 @@
 """Small helpers that create users, catalogue entries and orders through the API; a test states only what matters."""
 
 import asyncio
+import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from httpx import AsyncClient
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from auth.roles import Role
 from models import Product, User
@@ -123,3 +125,21 @@ async def wait_for_lock_waiters(engine: AsyncEngine, tasks: Sequence[asyncio.Fut
             if waiting >= len(tasks):
                 return
             await asyncio.sleep(0.01)
+
+
+def write_first(
+    monkeypatch: pytest.MonkeyPatch, module: Any, name: str, write: Callable[[AsyncSession], Awaitable[Any]]
+) -> None:
+    """Make the repository function `module.name(session, ...)` run `write(session)` just before it.
+
+    A conflicting row then lands after every check the service made, in its transaction, as a racing writer's
+    committed row would: only the database's constraint stands between it and the service's write.
+    """
+    original = getattr(module, name)
+
+    @functools.wraps(original)
+    async def after_the_write(session: AsyncSession, *args: Any, **kwargs: Any) -> Any:
+        await write(session)
+        return await original(session, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, after_the_write)

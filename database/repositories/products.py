@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.functions import casefold
 from database.pagination import Page, PageRequest, fetch_page
+from database.violations import flush_row
 from models import Product
 from services.catalogue import ProductFilter
 
@@ -67,9 +68,17 @@ async def live_product_ids(session: AsyncSession, product_ids: Iterable[int]) ->
 
 
 async def add_product(session: AsyncSession, **fields: Any) -> Product:
+    """A new product; a category that does not exist is refused by the foreign key (unknown_category)."""
     product = Product(**fields)
     session.add(product)
-    await session.flush()
+    await flush_row(session, product)
+    return product
+
+
+async def update_product(session: AsyncSession, product: Product, **fields: Any) -> Product:
+    for name, value in fields.items():
+        setattr(product, name, value)
+    await flush_row(session, product)
     return product
 
 

@@ -75,7 +75,7 @@ async def test_a_taken_slug_is_409_whether_given_or_derived(client: AsyncClient,
 
 
 async def test_racing_creations_of_one_slug_make_one_category(client: AsyncClient, admin_headers: dict) -> None:
-    # Both may pass the "is it taken?" check; the unique constraint must still turn the loser into a 409, not a 500.
+    # Nothing checks the slug first: each loser's insert meets the unique constraint, which must make it a 409.
     responses = await asyncio.gather(
         *(client.post(CATEGORIES, json={"name": "Garden Tools"}, headers=admin_headers) for _ in range(5))
     )

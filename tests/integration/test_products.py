@@ -7,6 +7,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy import update
 
+from database.repositories import products as products_repo
 from models import Product
 from services.catalogue import SORT_KEYS
 from tests.helpers import create_category, create_product
@@ -198,6 +199,21 @@ async def test_invalid_bodies_are_refused_and_change_nothing(client: AsyncClient
     json_headers = {**admin_headers, "Content-Type": "application/json"}
     for malformed in (b'{"name": "Hammer",', b"not json", b'{"name": "Hammer", "price": "1.00", "stock": 1'):
         assert_problem(await client.post(PRODUCTS, content=malformed, headers=json_headers), 400, "malformed_json")
+    assert await catalogue(client, admin_headers) == before
+
+
+async def test_a_violation_without_a_domain_error_is_a_500_not_a_conflict(
+    client: AsyncClient, admin_headers: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Negative stock never passes the schema; written anyway, its check constraint has no meaning to tell a client.
+    add_product = products_repo.add_product
+
+    async def add_with_negative_stock(session: Any, **fields: Any) -> Product:
+        return await add_product(session, **{**fields, "stock": -1})
+
+    monkeypatch.setattr(products_repo, "add_product", add_with_negative_stock)
+    before = await catalogue(client, admin_headers)
+    assert_problem(await client.post(PRODUCTS, json=VALID, headers=admin_headers), 500, "internal_error")
     assert await catalogue(client, admin_headers) == before
 
 
