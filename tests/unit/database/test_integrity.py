@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.connection import Database
 from database.integrity import Violation, violated_constraint
-from models import Category, Order, OrderItem, Product, RefreshToken, User
+from models import Category, Order, OrderItem, Product, RefreshToken, RefreshTokenFamily, User
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,9 @@ async def ids(database: Database) -> Ids:
         product = Product(name="Hammer", price=Decimal("9.99"), stock=5, category_id=category.id)
         order = Order(user_id=user.id, total=Decimal("9.99"))
         expires = datetime(2100, 1, 1, tzinfo=UTC)
-        session.add_all(
-            [product, order, RefreshToken(user_id=user.id, family_id="f", token_hash="h", expires_at=expires)]
-        )
+        session.add_all([product, order, RefreshTokenFamily(id="f", user_id=user.id)])
+        await session.flush()
+        session.add(RefreshToken(user_id=user.id, family_id="f", token_hash="h", expires_at=expires))
         await session.flush()
         item = OrderItem(order_id=order.id, product_id=product.id, quantity=1, price=Decimal("9.99"))
         session.add(item)
