@@ -5,8 +5,7 @@ from typing import Any
 
 from httpx import AsyncClient
 
-from tests.helpers import create_category, create_product
-from tests.integration.catalogue_checks import assert_invalid, assert_problem, catalogue
+from tests.helpers import assert_invalid, assert_problem, catalogue, create_category, create_product
 
 CATEGORIES = "/api/v1/categories"
 

@@ -5,6 +5,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.conftest import sqlite_only
+
 DOCS_PAGES = ["/docs", "/redoc", "/docs/oauth2-redirect"]
 # Where a page names another resource: tag attributes, and the `url: '...'` of Swagger UI's inline bootstrap.
 REFERENCE = re.compile(r"""(?:\b(?:src|href|spec-url)=|\burl:\s*)["']([^"']+)["']""")
@@ -12,10 +14,8 @@ ABSOLUTE_URL = re.compile(r"""(?:https?:)?//[^\s"'<>)]+""")
 ASSET_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png", ".json": "application/json"}
 
 
-@pytest.fixture
-def backend(sqlite_backend):
-    """The docs do not depend on the database; one backend is enough."""
-    return sqlite_backend
+# The docs do not depend on the database; one backend is enough.
+pytestmark = sqlite_only
 
 
 def policy(response) -> dict[str, set[str]]:

@@ -9,10 +9,10 @@ import pytest
 
 from config import Settings
 from observability.logging import configure_logging
+from tests.conftest import sqlite_only
 from tests.helpers import PASSWORD, bearer, register, signed_in
 
 ACCESS_LOGGER = "shop.access"
-SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +35,7 @@ def access_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
     return [line for line in map(json.loads, buffer.getvalue().splitlines()) if line["logger"] == ACCESS_LOGGER]
 
 
-@SQLITE_ONLY
+@sqlite_only
 @pytest.mark.parametrize("signed", [True, False], ids=["signed-in", "anonymous"])
 async def test_one_access_line_per_request_with_its_context(app_client, signed):
     async with app_client(log_level="INFO") as client:
@@ -58,7 +58,7 @@ async def test_one_access_line_per_request_with_its_context(app_client, signed):
     assert line["level"] == "INFO"
 
 
-@SQLITE_ONLY
+@sqlite_only
 @pytest.mark.parametrize(("level", "logged"), [("info", True), ("Warning", False)])
 async def test_log_level_from_the_environment_is_honoured(app_client, monkeypatch, level, logged):
     monkeypatch.setenv("LOG_LEVEL", level)

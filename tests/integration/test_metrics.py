@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.conftest import sqlite_only
 from tests.helpers import PASSWORD, create_product, place_order, register
 from tests.prometheus_text import sample_value, samples
 
@@ -9,10 +10,8 @@ REQUESTS = "http_requests_total"
 DURATION = "http_request_duration_seconds"
 
 
-@pytest.fixture
-def backend(sqlite_backend):
-    """Metrics do not depend on the database; one backend is enough."""
-    return sqlite_backend
+# Metrics do not depend on the database; one backend is enough.
+pytestmark = sqlite_only
 
 
 async def scrape(client) -> str:

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from httpx import AsyncClient, Response
+from httpx import Response
 from sqlalchemy import func, select, update
 
 from database.repositories import products as products_repo
 from models import IdempotencyKey, Order, OrderItem, Product
-from tests.helpers import create_product, place_order, signed_in, stocks
+from tests.helpers import AppClient, create_product, place_order, signed_in, stocks
 
 ORDERS = "/api/v1/orders"
 ORDER_KEYS = {"id", "user_id", "status", "total", "created_at", "updated_at", "items"}
@@ -52,7 +52,7 @@ def assert_timestamp(value: str) -> datetime:
     return moment
 
 
-async def counts(client: AsyncClient) -> tuple[int, int]:
+async def counts(client: AppClient) -> tuple[int, int]:
     """How many orders and order items the database holds."""
     async with client.app.state.database.sessionmaker() as session:
         orders = (await session.execute(select(func.count()).select_from(Order))).scalar_one()
@@ -60,7 +60,7 @@ async def counts(client: AsyncClient) -> tuple[int, int]:
     return orders, items
 
 
-async def add_products(client: AsyncClient, count: int, *, price: str, stock: int) -> list[int]:
+async def add_products(client: AppClient, count: int, *, price: str, stock: int) -> list[int]:
     """Many products straight into the database (ids 1..count on a fresh one); the API would take a request each."""
     async with client.app.state.database.sessionmaker() as session:
         rows = [{"name": f"Bulk {n}", "price": Decimal(price), "stock": stock} for n in range(count)]
@@ -69,17 +69,17 @@ async def add_products(client: AsyncClient, count: int, *, price: str, stock: in
         return list((await session.scalars(select(Product.id).order_by(Product.id))).all())
 
 
-async def change_status(client: AsyncClient, admin: dict[str, str], order_id: int, status: str) -> Response:
+async def change_status(client: AppClient, admin: dict[str, str], order_id: int, status: str) -> Response:
     return await client.patch(f"{ORDERS}/{order_id}/status", json={"status": status}, headers=admin)
 
 
-async def placed(client: AsyncClient, headers: dict[str, str], lines: list[tuple[int, int]]) -> dict[str, Any]:
+async def placed(client: AppClient, headers: dict[str, str], lines: list[tuple[int, int]]) -> dict[str, Any]:
     response = await place_order(client, headers, lines)
     assert response.status_code == 201, response.text
     return response.json()
 
 
-async def order_in(client: AsyncClient, admin: dict[str, str], user: dict[str, str], status: str, product_id: int):
+async def order_in(client: AppClient, admin: dict[str, str], user: dict[str, str], status: str, product_id: int):
     order = await placed(client, user, [(product_id, 1)])
     for step in ROUTE_TO[status]:
         moved = await change_status(client, admin, order["id"], step)

@@ -3,12 +3,10 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from httpx import AsyncClient
 from sqlalchemy import update
 
 from models import Product
-from tests.helpers import create_category, create_product
-from tests.integration.catalogue_checks import assert_invalid, assert_problem, catalogue
+from tests.helpers import AppClient, assert_invalid, assert_problem, catalogue, create_category, create_product
 
 PRODUCTS = "/api/v1/products"
 PRODUCT_FIELDS = {"id", "name", "description", "price", "stock", "category_id", "created_at", "updated_at"}
@@ -21,7 +19,7 @@ def aware(timestamp: str) -> datetime:
     return parsed
 
 
-async def ids_of(client: AsyncClient, headers: dict[str, str], **params: Any) -> list[int]:
+async def ids_of(client: AppClient, headers: dict[str, str], **params: Any) -> list[int]:
     response = await client.get(PRODUCTS, params={"size": 100, **params}, headers=headers)
     assert response.status_code == 200, (params, response.text)
     return [product["id"] for product in response.json()["items"]]
@@ -30,7 +28,7 @@ async def ids_of(client: AsyncClient, headers: dict[str, str], **params: Any) ->
 # Create, read, replace, delete
 
 
-async def test_create_returns_201_with_location_and_the_product(client: AsyncClient, admin_headers: dict) -> None:
+async def test_create_returns_201_with_location_and_the_product(client: AppClient, admin_headers: dict) -> None:
     category = await create_category(client, admin_headers)
     body = {**VALID, "name": "  Hammer  ", "price": 19.9, "category_id": category["id"]}
     response = await client.post(PRODUCTS, json=body, headers=admin_headers)
@@ -56,7 +54,7 @@ async def test_create_returns_201_with_location_and_the_product(client: AsyncCli
         assert answer.headers["x-request-id"]
 
 
-async def test_description_html_is_sanitised_and_text_trimmed(client: AsyncClient, admin_headers: dict) -> None:
+async def test_description_html_is_sanitised_and_text_trimmed(client: AppClient, admin_headers: dict) -> None:
     hostile = (
         '  <p onclick="steal()">Solid <b>oak</b><script>alert(1)</script>'
         '<a href="javascript:alert(2)">more</a><img src=x onerror="alert(3)"></p>  '
@@ -80,7 +78,7 @@ async def test_description_html_is_sanitised_and_text_trimmed(client: AsyncClien
     assert stored == replaced.json()
 
 
-async def test_put_is_a_full_replacement(client: AsyncClient, admin_headers: dict) -> None:
+async def test_put_is_a_full_replacement(client: AppClient, admin_headers: dict) -> None:
     category = await create_category(client, admin_headers)
     other = await create_category(client, admin_headers)
     product = await create_product(
@@ -108,7 +106,7 @@ async def test_put_is_a_full_replacement(client: AsyncClient, admin_headers: dic
     assert (await client.get(url, headers=admin_headers)).json() == before
 
 
-async def test_delete_removes_the_product_and_unknown_ids_are_404(client: AsyncClient, admin_headers: dict) -> None:
+async def test_delete_removes_the_product_and_unknown_ids_are_404(client: AppClient, admin_headers: dict) -> None:
     kept = await create_product(client, admin_headers, name="Kept hammer")
     gone = await create_product(client, admin_headers, name="Gone hammer", price="10.00", stock=0)
     url = f"{PRODUCTS}/{gone['id']}"
@@ -173,7 +171,7 @@ INVALID_FIELDS: list[tuple[str, Any]] = [
 MISSING_FIELDS = ["name", "price", "stock"]
 
 
-async def test_invalid_bodies_are_refused_and_change_nothing(client: AsyncClient, admin_headers: dict) -> None:
+async def test_invalid_bodies_are_refused_and_change_nothing(client: AppClient, admin_headers: dict) -> None:
     category = await create_category(client, admin_headers)
     product = await create_product(client, admin_headers, category_id=category["id"])
     url = f"{PRODUCTS}/{product['id']}"
@@ -199,7 +197,7 @@ async def test_invalid_bodies_are_refused_and_change_nothing(client: AsyncClient
     assert await catalogue(client, admin_headers) == before
 
 
-async def test_boundary_and_optional_values_are_accepted(client: AsyncClient, admin_headers: dict) -> None:
+async def test_boundary_and_optional_values_are_accepted(client: AppClient, admin_headers: dict) -> None:
     # Money is accepted as a string or a number, and returned as a string with two decimals.
     sent_and_returned = [("19.9", "19.90"), (7, "7.00"), ("0.01", "0.01"), (1000000, "1000000.00"), (0.5, "0.50")]
     for sent, returned in sent_and_returned:
@@ -222,7 +220,7 @@ async def test_boundary_and_optional_values_are_accepted(client: AsyncClient, ad
 
 
 async def test_bad_path_and_query_are_422_and_problems_carry_the_request_id(
-    client: AsyncClient, user_headers: dict
+    client: AppClient, user_headers: dict
 ) -> None:
     for bad_id in ["0", "-1", "abc", "1.5", str(2**31)]:
         assert_invalid(await client.get(f"{PRODUCTS}/{bad_id}", headers=user_headers), "path", "id")
@@ -271,13 +269,13 @@ async def test_bad_path_and_query_are_422_and_problems_carry_the_request_id(
 # Lists: order, filters, pages
 
 
-async def test_every_sort_key_in_both_directions(client: AsyncClient, admin_headers: dict) -> None:
+async def test_every_sort_key_in_both_directions(client: AppClient, admin_headers: dict) -> None:
     # Each key orders the four products differently from their ids, and from every other key.
     rows = [("Delta", "3.00", 3), ("Alpha", "20.00", 1), ("Charlie", "100.00", 4), ("Bravo", "9.99", 2)]
     ids = [(await create_product(client, admin_headers, name=name, price=price))["id"] for name, price, _ in rows]
     # created_at is set outright, so the order does not hinge on the clock.
     epoch = datetime(2026, 1, 1, tzinfo=UTC)
-    async with client.app.state.database.sessionmaker() as session:  # type: ignore[attr-defined]
+    async with client.app.state.database.sessionmaker() as session:
         for product_id, (_, _, rank) in zip(ids, rows, strict=True):
             created = epoch + timedelta(minutes=rank)
             await session.execute(update(Product).where(Product.id == product_id).values(created_at=created))
@@ -300,7 +298,7 @@ async def test_every_sort_key_in_both_directions(client: AsyncClient, admin_head
     assert await ids_of(client, admin_headers) == ids
 
 
-async def test_filters(client: AsyncClient, admin_headers: dict) -> None:
+async def test_filters(client: AppClient, admin_headers: dict) -> None:
     tools = await create_category(client, admin_headers, "Tools")
     garden = await create_category(client, admin_headers, "Garden")
     made = {}
@@ -356,7 +354,7 @@ async def test_filters(client: AsyncClient, admin_headers: dict) -> None:
     assert results == {str(params): expected for params, expected in cases}
 
 
-async def test_pages(client: AsyncClient, admin_headers: dict) -> None:
+async def test_pages(client: AppClient, admin_headers: dict) -> None:
     empty = await client.get(PRODUCTS, headers=admin_headers)
     assert empty.json() == {"items": [], "total": 0, "page": 1, "size": 20, "pages": 0}
 
@@ -390,7 +388,7 @@ async def test_pages(client: AsyncClient, admin_headers: dict) -> None:
 
 
 async def test_everyone_signed_in_may_read_only_an_admin_may_write(
-    client: AsyncClient, admin_headers: dict, user_headers: dict, guest_headers: dict
+    client: AppClient, admin_headers: dict, user_headers: dict, guest_headers: dict
 ) -> None:
     product = await create_product(client, admin_headers)
     url = f"{PRODUCTS}/{product['id']}"

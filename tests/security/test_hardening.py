@@ -9,8 +9,8 @@ from sqlalchemy import text
 
 from api.middleware import API_CSP
 from auth.roles import Role
-from tests.helpers import signed_in
-from tests.security.common import assert_problem, row_counts
+from tests.conftest import sqlite_only
+from tests.helpers import assert_problem, row_counts, signed_in
 
 LIMIT = 1024
 CATEGORIES = "/api/v1/categories"
@@ -20,10 +20,8 @@ ALLOWED_ORIGIN = "https://shop.example"
 SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 
 
-@pytest.fixture
-def backend(sqlite_backend):
-    """These layers sit in front of the database and behave the same on both: one backend is enough."""
-    return sqlite_backend
+# These layers sit in front of the database and behave the same on both: one backend is enough.
+pytestmark = sqlite_only
 
 
 def assert_security_headers(response, csp: str = API_CSP) -> None:

@@ -5,8 +5,7 @@ from urllib.parse import quote
 import pytest
 
 from auth.roles import Role
-from tests.helpers import create_category, create_product, place_order, register, signed_in, unique
-from tests.security.common import row_counts
+from tests.helpers import create_category, create_product, place_order, register, row_counts, signed_in, unique
 
 PAYLOADS = [
     "' OR '1'='1",

@@ -1,6 +1,6 @@
 """The contract's order of judgement: route and method, then authentication (401), role (403), validation (422)."""
 
-from tests.security.common import assert_problem
+from tests.helpers import assert_problem
 
 
 async def test_authentication_comes_before_validation(client):

@@ -8,8 +8,7 @@ import time
 
 import jwt
 
-from tests.helpers import bearer, login, register
-from tests.security.common import assert_problem
+from tests.helpers import assert_problem, bearer, login, register
 
 ME = "/api/v1/users/me"
 USERS = "/api/v1/users"
@@ -64,7 +63,7 @@ async def test_forged_and_altered_tokens_are_401(app_client):
         await register(client, username="firstuser")
         user = await register(client)
         tokens = await login(client, user["username"])
-        secret = client.app.state.settings.jwt_secret  # type: ignore[attr-defined]
+        secret = client.app.state.settings.jwt_secret
         for name, token in attacks(tokens["access_token"], tokens["refresh_token"], secret).items():
             # A valid request first, so that nothing it leaves behind can vouch for the forged one.
             assert (await client.get(ME, headers=bearer(tokens["access_token"]))).status_code == 200

@@ -3,8 +3,8 @@
 import pytest
 
 from auth.roles import Role
-from tests.helpers import create_product, signed_in
-from tests.security.common import assert_problem, row_counts
+from tests.conftest import sqlite_only
+from tests.helpers import assert_problem, create_product, row_counts, signed_in
 
 CATEGORIES = "/api/v1/categories"
 PRODUCTS = "/api/v1/products"
@@ -17,10 +17,8 @@ JSON = {"Content-Type": "application/json"}
 TABLES = ("users", "categories", "products", "orders", "order_items")
 
 
-@pytest.fixture
-def backend(sqlite_backend):
-    """Bodies are refused before any query runs: one backend is enough."""
-    return sqlite_backend
+# Bodies are refused before any query runs: one backend is enough.
+pytestmark = sqlite_only
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """NUL characters (U+0000) in text inputs are refused with 422: PostgreSQL cannot store them, bcrypt refuses them."""
 
-from tests.helpers import PASSWORD, create_category, create_product, register, unique
-from tests.security.common import assert_problem, row_counts
+from tests.helpers import PASSWORD, assert_problem, create_category, create_product, register, row_counts, unique
 
 TABLES = ("users", "categories", "products", "refresh_tokens")
 

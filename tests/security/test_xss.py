@@ -2,10 +2,10 @@
 
 import re
 
-import pytest
 from sqlalchemy import text
 
 from api.middleware import API_CSP
+from tests.conftest import sqlite_only
 from tests.helpers import create_product
 
 # (payload, text that must survive sanitising)
@@ -28,10 +28,8 @@ DESCRIPTIONS = [
 EXECUTABLE = re.compile(r"<script|<iframe|<svg|<object|<form|<style|javascript:|\son\w+\s*=|style\s*=", re.IGNORECASE)
 
 
-@pytest.fixture
-def backend(sqlite_backend):
-    """Sanitising happens before storage and reads are plain: one backend is enough."""
-    return sqlite_backend
+# Sanitising happens before storage and reads are plain: one backend is enough.
+pytestmark = sqlite_only
 
 
 async def stored_description(client, product_id: int) -> str:
