@@ -19,6 +19,7 @@ from api.middleware import (
     RateLimitMiddleware,
     RequestContextMiddleware,
 )
+from api.openapi import operation_id
 from api.routes import auth, categories, health, orders, products, users
 from auth.security import PasswordHasher
 from config import Settings, get_settings
@@ -121,6 +122,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
+        # For routes added to the app itself; the routers carry the same function, as their routes are built
+        # before they are copied in below.
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     install_error_handlers(app)

@@ -9,14 +9,14 @@ from pydantic import ValidationError
 
 from api.dependencies import API_PREFIX, AccessClaimsDep, AuthServiceDep, CurrentUser, SessionDep
 from api.errors import UnsupportedMediaTypeError
-from api.openapi import LOCATION_HEADER, problems
+from api.openapi import LOCATION_HEADER, operation_id, problems
 from api.responses import ModelResponse, created
 from api.schemas import LoginIn, LogoutIn, RefreshIn, RegisterIn, TokenOut, UserOut
 from observability.metrics import LOGINS
 from services import users as users_service
 from services.errors import AuthenticationError, PermissionDeniedError
 
-router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"])
+router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"], generate_unique_id_function=operation_id)
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 _LOGIN_FORM_SCHEMA = {

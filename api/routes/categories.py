@@ -5,12 +5,17 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
-from api.openapi import LOCATION_HEADER, PROTECTED, problems
+from api.openapi import LOCATION_HEADER, PROTECTED, operation_id, problems
 from api.responses import ModelResponse, created
 from api.schemas import MAX_ID, CategoryIn, CategoryOut, Page, page_of
 from services import categories as categories_service
 
-router = APIRouter(prefix=f"{API_PREFIX}/categories", tags=["categories"], responses=PROTECTED)
+router = APIRouter(
+    prefix=f"{API_PREFIX}/categories",
+    tags=["categories"],
+    responses=PROTECTED,
+    generate_unique_id_function=operation_id,
+)
 
 CategoryId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
 

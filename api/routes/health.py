@@ -6,11 +6,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.errors import problem
-from api.openapi import problems
+from api.openapi import operation_id, problems
 from api.schemas import HealthOut, ReadinessOut
 from observability.metrics import CONTENT_TYPE, render_metrics
 
-router = APIRouter(tags=["infrastructure"])
+router = APIRouter(tags=["infrastructure"], generate_unique_id_function=operation_id)
 logger = logging.getLogger(__name__)
 
 

@@ -15,7 +15,7 @@ from api.dependencies import (
     SessionDep,
     SettingsDep,
 )
-from api.openapi import LOCATION_HEADER, PROTECTED, problems
+from api.openapi import LOCATION_HEADER, PROTECTED, operation_id, problems
 from api.responses import ModelResponse
 from api.schemas import MAX_ID, NoNul, OrderIn, OrderOut, OrderStatusIn, Page, page_of
 from auth.roles import Role
@@ -26,7 +26,9 @@ from services.errors import ShopError
 from services.order_status import describe_transitions
 from services.orders import OrderLine
 
-router = APIRouter(prefix=f"{API_PREFIX}/orders", tags=["orders"], responses=PROTECTED)
+router = APIRouter(
+    prefix=f"{API_PREFIX}/orders", tags=["orders"], responses=PROTECTED, generate_unique_id_function=operation_id
+)
 
 OrderId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
 

@@ -6,14 +6,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
-from api.openapi import LOCATION_HEADER, PROTECTED, problems
+from api.openapi import LOCATION_HEADER, PROTECTED, operation_id, problems
 from api.responses import ModelResponse, created
 from api.schemas import MAX_ID, NoNul, Page, ProductIn, ProductOut, ProductSort, page_of
 from database.repositories.products import ProductFilter
 from services import products as products_service
 from services.products import ProductData
 
-router = APIRouter(prefix=f"{API_PREFIX}/products", tags=["products"], responses=PROTECTED)
+router = APIRouter(
+    prefix=f"{API_PREFIX}/products", tags=["products"], responses=PROTECTED, generate_unique_id_function=operation_id
+)
 
 ProductId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
 PriceBound = Annotated[Decimal | None, Query(ge=0, le=Decimal("1000000000"), decimal_places=2, allow_inf_nan=False)]

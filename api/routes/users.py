@@ -5,12 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from api.dependencies import API_PREFIX, Admin, AdminOrSelf, CurrentUser, PageDep, SessionDep
-from api.openapi import PROTECTED, problems
+from api.openapi import PROTECTED, operation_id, problems
 from api.responses import ModelResponse
 from api.schemas import MAX_ID, Page, UserOut, UserPatch, page_of
 from services import users as users_service
 
-router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"], responses=PROTECTED)
+router = APIRouter(
+    prefix=f"{API_PREFIX}/users", tags=["users"], responses=PROTECTED, generate_unique_id_function=operation_id
+)
 
 UserId = Annotated[int, Path(alias="id", ge=1, le=MAX_ID)]
 

@@ -79,3 +79,46 @@ async def test_api_responses_allow_no_content_at_all(client):
 
         assert directives["default-src"] == {"'none'"}, path
         assert directives["frame-ancestors"] == {"'none'"}, path
+
+
+# Generated clients name their methods after these: they are part of what the service offers, so they are
+# written out here, and a renamed route function shows up as a failure rather than as a silent change.
+OPERATION_IDS = {
+    ("post", "/api/v1/auth/register"): "register",
+    ("post", "/api/v1/auth/login"): "login",
+    ("post", "/api/v1/auth/refresh"): "refresh",
+    ("post", "/api/v1/auth/logout"): "logout",
+    ("get", "/api/v1/users/me"): "readMe",
+    ("get", "/api/v1/users"): "listUsers",
+    ("get", "/api/v1/users/{id}"): "readUser",
+    ("patch", "/api/v1/users/{id}"): "updateUser",
+    ("get", "/api/v1/categories"): "listCategories",
+    ("post", "/api/v1/categories"): "createCategory",
+    ("get", "/api/v1/categories/{id}"): "readCategory",
+    ("put", "/api/v1/categories/{id}"): "replaceCategory",
+    ("delete", "/api/v1/categories/{id}"): "deleteCategory",
+    ("get", "/api/v1/products"): "listProducts",
+    ("post", "/api/v1/products"): "createProduct",
+    ("get", "/api/v1/products/{id}"): "readProduct",
+    ("put", "/api/v1/products/{id}"): "replaceProduct",
+    ("delete", "/api/v1/products/{id}"): "deleteProduct",
+    ("post", "/api/v1/orders"): "placeOrder",
+    ("get", "/api/v1/orders"): "listOrders",
+    ("get", "/api/v1/orders/{id}"): "readOrder",
+    ("patch", "/api/v1/orders/{id}/status"): "changeOrderStatus",
+    ("get", "/health"): "health",
+    ("get", "/ready"): "ready",
+    ("get", "/metrics"): "metrics",
+}
+CAMEL_CASE = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]*)*")
+
+
+async def test_every_operation_has_a_short_unique_camel_case_id(client):
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    ids = {
+        (method, path): operation["operationId"] for path, item in paths.items() for method, operation in item.items()
+    }
+
+    assert [value for value in ids.values() if "_api_v1_" in value or not CAMEL_CASE.fullmatch(value)] == []
+    assert len(set(ids.values())) == len(ids)
+    assert ids == OPERATION_IDS
