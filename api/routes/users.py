@@ -1,15 +1,13 @@
 """Accounts: one's own profile, and the admin's view and control of everyone's."""
 
-from fastapi import APIRouter
-
 from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep, UserReader
 from api.openapi import PROTECTED, problems
 from api.responses import ModelResponse
-from api.routing import ExactJSONRoute
+from api.routing import api_router
 from api.schemas import Page, PathId, UserOut, UserPatch, page_of
 from services import users as users_service
 
-router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"], responses=PROTECTED, route_class=ExactJSONRoute)
+router = api_router(prefix=f"{API_PREFIX}/users", tags=["users"], responses=PROTECTED)
 
 
 @router.get("/me", response_model=UserOut, summary="The signed-in user")

@@ -9,8 +9,7 @@ from httpx import ASGITransport, AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.rate_limits import RateLimiter
-from tests.helpers import PASSWORD, bearer, register, signed_in, unique
-from tests.security.common import assert_problem
+from tests.helpers import PASSWORD, AppClient, assert_problem, bearer, register, signed_in, unique
 
 PRODUCTS = "/api/v1/products"
 ME = "/api/v1/users/me"
@@ -19,9 +18,9 @@ UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
 
 @asynccontextmanager
-async def from_address(client: AsyncClient, ip: str) -> AsyncIterator[AsyncClient]:
+async def from_address(client: AppClient, ip: str) -> AsyncIterator[AsyncClient]:
     """Another client on the same running app whose requests come from peer address `ip`."""
-    transport = ASGITransport(app=client.app, client=(ip, 50000))  # type: ignore[attr-defined]
+    transport = ASGITransport(app=client.app, client=(ip, 50000))
     async with AsyncClient(transport=transport, base_url="http://shop.test") as other:
         yield other
 
@@ -41,7 +40,7 @@ def assert_rate_limited(response, limit: int) -> None:
     assert budget(response)[:2] == (limit, 0)
 
 
-async def metric(client: AsyncClient, name: str) -> float:
+async def metric(client: AppClient, name: str) -> float:
     text = (await client.get("/metrics")).text
     samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
     return sum(sample.value for sample in samples if sample.name == name)
@@ -199,8 +198,8 @@ def dead_redis(request) -> Iterator[str]:
 async def test_failing_limit_storage_on_its_own_keeps_signed_in_users_served(app_client, dead_redis):
     async with app_client(**limits(default="1/minute")) as client:
         headers, _ = await signed_in(client)
-        settings = client.app.state.settings  # type: ignore[attr-defined]
-        client.app.state.rate_limiter = RateLimiter(  # type: ignore[attr-defined]
+        settings = client.app.state.settings
+        client.app.state.rate_limiter = RateLimiter(
             redis_url=dead_redis, default_limit=settings.rate_limit_default, auth_limit=settings.rate_limit_auth
         )
         errors_before = await metric(client, "rate_limit_storage_errors_total")
