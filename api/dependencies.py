@@ -43,7 +43,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# Closed when the route returns or raises, before a byte of the response is sent: a client that reads slowly
+# must not keep a pooled connection checked out. Routes therefore render their response while the session is open.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
