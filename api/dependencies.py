@@ -1,5 +1,6 @@
 """Dependencies shared by the routes: the session, the current user, role checks, pagination."""
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -11,10 +12,13 @@ from api.schemas import MAX_ID
 from auth.jwt import AccessClaims
 from auth.roles import Role
 from config import Settings
+from database.connection import is_unavailable
 from database.pagination import PageRequest
 from models import User
 from services.auth import AuthService
-from services.errors import AuthenticationError, PermissionDeniedError
+from services.errors import AuthenticationError, DatabaseUnavailableError, PermissionDeniedError
+
+logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 LOGIN_PATH = f"{API_PREFIX}/auth/login"
@@ -38,8 +42,16 @@ async def get_auth_service(request: Request) -> AuthService:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session; all of a request's database work happens inside it, so a lost database is told here."""
     async with request.app.state.database.sessionmaker() as session:
-        yield session
+        try:
+            yield session
+        except Exception as error:
+            if is_unavailable(error):
+                # The driver's own words (no SQL, no parameters): the 503 alone would not tell operators why.
+                logger.warning("database unavailable: %s", getattr(error, "orig", None) or error)
+                raise DatabaseUnavailableError("The database cannot be reached right now; try again shortly") from error
+            raise
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
