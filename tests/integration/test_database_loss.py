@@ -8,8 +8,6 @@ import asyncio
 import logging
 import shutil
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -26,9 +24,12 @@ from tests.servers import free_port
 # Overriding the database needs only one backend.
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 KILL_EVERY = 16  # orders answered between two losses of every connection
-TERMINATE_OTHERS = (
-    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
-    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+OUTSIDER = "shop-tests-outsider"
+# The app's connections, not ours; with a timeout, pg_terminate_backend returns once the backend is gone, not
+# when it was only told to go.
+TERMINATE_THE_APPS = (
+    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) FROM pg_stat_activity "
+    f"WHERE datname = current_database() AND application_name <> '{OUTSIDER}'"
 )
 
 
@@ -37,19 +38,16 @@ def assert_database_unavailable(response: Response) -> None:
     assert int(response.headers["Retry-After"]) >= 1
 
 
-@asynccontextmanager
-async def superuser(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection of its own to the app's database, outside the app's pool."""
-    connection = await asyncpg.connect(make_url(database_url).set(drivername="postgresql").render_as_string(False))
+async def terminate_app_connections(database_url: str) -> int:
+    """Terminate every connection of the app's pool, from a connection of our own."""
+    connection = await asyncpg.connect(
+        make_url(database_url).set(drivername="postgresql").render_as_string(False),
+        server_settings={"application_name": OUTSIDER},
+    )
     try:
-        yield connection
+        return await connection.fetchval(TERMINATE_THE_APPS)
     finally:
         await connection.close()
-
-
-async def terminate_app_connections(database_url: str) -> int:
-    async with superuser(database_url) as connection:
-        return await connection.fetchval(TERMINATE_OTHERS)
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)

@@ -63,7 +63,8 @@ async def test_connection_whose_server_went_away_is_replaced(database, postgres_
     first = await backend_pid(database)
     admin = await asyncpg.connect(make_url(postgres_url).set(drivername="postgresql").render_as_string(False))
     try:
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
+        # Returns once the backend is gone, not when it was only told to go.
+        assert await admin.fetchval("SELECT pg_terminate_backend($1, 10000)", first)
     finally:
         await admin.close()
 
