@@ -1,5 +1,6 @@
 """Dependencies shared by the routes: the session, the current user, role and access checks, pagination."""
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -12,11 +13,14 @@ from api.schemas import MAX_ID, IdParam
 from auth.jwt import AccessClaims
 from auth.roles import Role
 from config import Settings
+from database.connection import is_unavailable
 from database.pagination import PageRequest
 from models import User
 from services.access import insufficient_role, orders_visible_to, require_may_read_user
 from services.auth import AuthService
-from services.errors import AuthenticationError
+from services.errors import AuthenticationError, DatabaseUnavailableError
+
+logger = logging.getLogger(__name__)
 
 # Every path under API_ROOT is the API's (any version, known or not): the middleware's headers and rate limits
 # apply to all of them.
@@ -43,12 +47,22 @@ async def get_auth_service(request: Request) -> AuthService:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session; all of a request's database work happens inside it, so a lost database is told here."""
     async with request.app.state.database.sessionmaker() as session:
-        yield session
+        try:
+            yield session
+        except Exception as error:
+            if is_unavailable(error):
+                # The driver's own words (no SQL, no parameters): the 503 alone would not tell operators why.
+                logger.warning("database unavailable: %s", getattr(error, "orig", None) or error)
+                raise DatabaseUnavailableError("The database cannot be reached right now; try again shortly") from error
+            raise
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# Closed when the route returns or raises, before a byte of the response is sent: a client that reads slowly
+# must not keep a pooled connection checked out. Routes therefore render their response while the session is open.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 

@@ -182,6 +182,7 @@ async def test_unreachable_redis_lets_requests_through_and_counts_the_failures(a
         signed = bearer(response.json()["access_token"])
         refused = await client.get(f"/api/v1/users/{registered['id']}", headers=signed)
         assert_problem(refused, 503, "service_unavailable")
+        assert int(refused.headers["Retry-After"]) >= 1
 
 
 @pytest.fixture(params=["refused", "silent"])
