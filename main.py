@@ -23,12 +23,12 @@ from api.routes import auth, categories, health, orders, products, users
 from auth.security import PasswordHasher
 from config import Settings, get_settings
 from database.connection import Database
+from infrastructure.rate_limits import RateLimiter
+from infrastructure.revocations import DatabaseRevocationStore, RedisRevocationStore, RevocationStore
 from observability.logging import configure_logging
 from services import maintenance
 from services import users as users_service
 from services.auth import AuthService
-from services.rate_limits import RateLimiter
-from services.revocation import DatabaseRevocationStore, RedisRevocationStore, RevocationStore
 
 logger = logging.getLogger(__name__)
 

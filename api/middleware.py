@@ -18,9 +18,9 @@ from api.client_ip import client_ip
 from api.errors import problem
 from auth.jwt import InvalidTokenError, decode_access_token
 from config import IPNetwork, Settings
+from infrastructure.rate_limits import RateLimiter
 from observability.logging import request_id_var
 from observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, HTTP_REQUESTS_IN_FLIGHT, RATE_LIMITED
-from services.rate_limits import RateLimiter
 
 access_logger = logging.getLogger("shop.access")
 logger = logging.getLogger(__name__)

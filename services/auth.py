@@ -11,9 +11,9 @@ from config import Settings
 from database.connection import release_connection, write_transaction
 from database.repositories import tokens as tokens_repo
 from database.repositories import users as users_repo
+from infrastructure.revocations import RevocationStore
 from models import User
 from services.errors import AuthenticationError, PermissionDeniedError
-from services.revocation import RevocationStore
 
 INVALID_CREDENTIALS = "Incorrect username or password"
 

@@ -10,9 +10,9 @@ from sqlalchemy import func, select, update
 from auth.jwt import create_access_token
 from auth.roles import Role
 from auth.security import hash_refresh_token
+from infrastructure.revocations import REDIS_KEY_PREFIX
 from models import RefreshToken, RefreshTokenFamily, RevokedAccessToken, User
 from services import maintenance
-from services.revocation import REDIS_KEY_PREFIX
 from tests.helpers import PASSWORD, bearer, login, register, set_role, unique
 
 REGISTER = "/api/v1/auth/register"

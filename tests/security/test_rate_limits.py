@@ -8,7 +8,7 @@ import pytest
 from httpx import ASGITransport, AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.rate_limits import RateLimiter
+from infrastructure.rate_limits import RateLimiter
 from tests.helpers import PASSWORD, bearer, register, signed_in, unique
 from tests.security.common import assert_problem
 
