@@ -23,7 +23,7 @@ from api.routes import auth, categories, health, orders, products, users
 from auth.security import PasswordHasher
 from config import Settings, get_settings
 from database.connection import Database
-from infrastructure.rate_limits import RateLimiter
+from infrastructure.rate_limits import open_rate_limiter
 from infrastructure.revocations import DatabaseRevocationStore, RedisRevocationStore, RevocationStore
 from observability.logging import configure_logging
 from services import maintenance
@@ -78,13 +78,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.database = database
     app.state.redis = redis
     app.state.auth = AuthService(settings=settings, hasher=hasher, revocations=revocations)
-    app.state.rate_limiter = (
-        RateLimiter(
-            redis_url=settings.redis_url, default_limit=settings.rate_limit_default, auth_limit=settings.rate_limit_auth
-        )
-        if settings.rate_limit_enabled
-        else None
-    )
+    # On the same Redis as the revocations, if any: the limiter's call also reads the caller's revocation key.
+    rate_limiter = open_rate_limiter(settings.redis_url) if settings.rate_limit_enabled else None
+    app.state.rate_limiter = rate_limiter
     await _bootstrap_admin(settings, database, hasher)
     purger = asyncio.create_task(_purge_periodically(settings, database))
     try:
@@ -93,6 +89,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         purger.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await purger
+        if rate_limiter is not None:
+            await rate_limiter.aclose()
         if redis is not None:
             await redis.aclose()
         await database.dispose()
