@@ -25,12 +25,12 @@ from api.routes import auth, categories, health, orders, products, users
 from auth.security import PasswordHasher
 from config import Settings, get_settings
 from database.connection import Database
+from infrastructure.rate_limits import open_rate_limiter
+from infrastructure.revocations import DatabaseRevocationStore, RedisRevocationStore, RevocationStore
 from observability.logging import configure_logging
 from services import maintenance
 from services import users as users_service
 from services.auth import AuthService
-from services.rate_limits import RateLimiter
-from services.revocation import DatabaseRevocationStore, RedisRevocationStore, RevocationStore
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +80,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.database = database
     app.state.redis = redis
     app.state.auth = AuthService(settings=settings, hasher=hasher, revocations=revocations)
-    app.state.rate_limiter = (
-        RateLimiter(
-            redis_url=settings.redis_url, default_limit=settings.rate_limit_default, auth_limit=settings.rate_limit_auth
-        )
-        if settings.rate_limit_enabled
-        else None
-    )
+    # On the same Redis as the revocations, if any: the limiter's call also reads the caller's revocation key.
+    rate_limiter = open_rate_limiter(settings.redis_url) if settings.rate_limit_enabled else None
+    app.state.rate_limiter = rate_limiter
     await _bootstrap_admin(settings, database, hasher)
     purger = asyncio.create_task(_purge_periodically(settings, database))
     try:
@@ -95,6 +91,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         purger.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await purger
+        if rate_limiter is not None:
+            await rate_limiter.aclose()
         if redis is not None:
             await redis.aclose()
         await database.dispose()

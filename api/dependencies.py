@@ -10,6 +10,8 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.schemas import MAX_ID, IdParam
+from api.verified_token import VerifiedToken, store_verified_token, verified_token
+from auth.bearer import parse_bearer
 from auth.jwt import AccessClaims
 from auth.roles import Role
 from config import Settings
@@ -71,10 +73,19 @@ def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
         raise AuthenticationError("Authentication required", code="not_authenticated")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = parse_bearer(header)
+    if token is None:
         raise AuthenticationError("Use an Authorization: Bearer <token> header", code="invalid_token")
+    return token
+
+
+def _request_token(request: Request) -> VerifiedToken:
+    """The request's access token, verified once: by the rate limiter on its way in, or here."""
+    token = verified_token(request.scope)
+    if token is None:
+        auth: AuthService = request.app.state.auth
+        token = VerifiedToken(claims=auth.decode(bearer_token(request)), revoked=None)
+        store_verified_token(request.scope, token)
     return token
 
 
@@ -89,19 +100,15 @@ async def current_user(
     One dependency does the whole job: each dependency FastAPI resolves costs measurable time on every request.
     """
     auth: AuthService = request.app.state.auth
-    # The rate limiter may have verified this token already; its claims ride on the request state.
-    claims = getattr(request.state, "access_claims", None)
-    if claims is None:
-        claims = auth.decode(bearer_token(request))
-        request.state.access_claims = claims
-    user = await auth.authenticate(session=session, claims=claims)
+    token = _request_token(request)
+    user = await auth.authenticate(session=session, claims=token.claims, revoked=token.revoked)
     request.state.user_id = user.id
     return user
 
 
 async def access_claims(request: Request, _user: "CurrentUser") -> AccessClaims:
     """The verified claims of the current user's token (logout revokes its `jti`)."""
-    return request.state.access_claims
+    return _request_token(request).claims
 
 
 AccessClaimsDep = Annotated[AccessClaims, Depends(access_claims)]

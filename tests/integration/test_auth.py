@@ -11,9 +11,9 @@ from sqlalchemy import func, select, update
 from auth.jwt import create_access_token
 from auth.roles import Role
 from auth.security import hash_refresh_token
+from infrastructure.revocations import revocation_key
 from models import RefreshToken, RefreshTokenFamily, RevokedAccessToken, User
 from services import maintenance
-from services.revocation import REDIS_KEY_PREFIX
 from tests.conftest import sqlite_only
 from tests.helpers import PASSWORD, bearer, login, register, set_role, unique
 
@@ -322,7 +322,7 @@ async def assert_revocation_stored(client, backend, access_token: str) -> None:
     claims = jwt.decode(access_token, settings.jwt_secret, algorithms=["HS256"])
     rows = await scalar(client, select(func.count()).select_from(RevokedAccessToken))
     if backend.redis_url:
-        ttl = await client.app.state.redis.ttl(REDIS_KEY_PREFIX + claims["jti"])
+        ttl = await client.app.state.redis.ttl(revocation_key(claims["jti"]))
         assert 0 < ttl <= settings.access_token_ttl_seconds + 1
         assert rows == 0
     else:

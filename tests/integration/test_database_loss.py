@@ -17,8 +17,7 @@ from sqlalchemy import func, make_url, select, text
 from auth.jwt import create_access_token
 from auth.roles import Role
 from models import OrderItem
-from tests.helpers import create_product, place_order, signed_in, stocks
-from tests.security.common import assert_problem
+from tests.helpers import assert_problem, create_product, place_order, signed_in, stocks
 from tests.servers import free_port
 
 # Overriding the database needs only one backend.
