@@ -20,6 +20,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from alembic import command
@@ -38,7 +39,24 @@ from tests.helpers import AppClient, signed_in
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+
+
+def _redis_url_of_this_worker(url: str | None) -> str | None:
+    """Under pytest-xdist each worker flushes a Redis database of its own: gw0 the configured one, gw1 the one below.
+
+    Workers share the PostgreSQL server too, but each creates a database with a random name (postgres_url).
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    if not url or worker == "gw0":
+        return url
+    parsed = urlsplit(url)
+    database = int(parsed.path.lstrip("/") or 0) - int(worker.removeprefix("gw"))
+    if database < 0:
+        raise pytest.UsageError(f"TEST_REDIS_URL's database number is too low for worker {worker}")
+    return urlunsplit(parsed._replace(path=f"/{database}"))
+
+
+TEST_REDIS_URL = _redis_url_of_this_worker(os.environ.get("TEST_REDIS_URL"))
 REQUIRE_SERVICES = os.environ.get("SHOP_TEST_REQUIRE_SERVICES") == "1"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 BASE_URL = "http://shop.test"

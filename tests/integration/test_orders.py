@@ -196,7 +196,7 @@ async def test_idempotency_key_of_other_than_visible_ascii_is_422(client, admin_
     product = await create_product(client, admin_headers, stock=5)
 
     response = await place_order(client, user_headers | {"Idempotency-Key": key}, [(product["id"], 1)])
-    problem = assert_problem(response, 422, "validation_error", repr(key))
+    problem = assert_problem(response, 422, "validation_error")
     assert [error["loc"] for error in problem["errors"]] == [["header", "Idempotency-Key"]]
 
     assert await stocks(client, product["id"]) == [5]
