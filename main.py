@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from redis.asyncio import Redis
 
+from api.cursors import CursorCodec
 from api.dependencies import API_PREFIX
 from api.errors import install_error_handlers
 from api.middleware import (
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.settings = settings
+    app.state.cursors = CursorCodec(settings.jwt_secret)
     install_error_handlers(app)
 
     # Each router carries its full prefix, so its routes are registered as they are. (include_router in this

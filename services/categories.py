@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.connection import write_transaction
-from database.pagination import Page, PageRequest
+from database.pagination import ListRequest, Page
 from database.repositories import categories as categories_repo
 from models import Category, User
 from services.access import require_active_admin
@@ -39,7 +39,7 @@ def _slug_taken(slug: str) -> ConflictError:
     return ConflictError(f"The slug {slug!r} is already taken", code="slug_taken")
 
 
-async def list_categories(*, session: AsyncSession, page: PageRequest) -> Page[Category]:
+async def list_categories(*, session: AsyncSession, page: ListRequest) -> Page[Category]:
     return await categories_repo.list_categories(session, page)
 
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.connection import write_transaction
-from database.pagination import Page, PageRequest
+from database.pagination import ListRequest, Page
 from database.repositories import orders as orders_repo
 from database.repositories import products as products_repo
 from models import IdempotencyKey, Order, OrderStatus, User
@@ -124,7 +124,7 @@ async def get_order(*, session: AsyncSession, order_id: int, owner_id: int | Non
 
 
 async def list_orders(
-    *, session: AsyncSession, page: PageRequest, user_id: int | None, status: OrderStatus | None
+    *, session: AsyncSession, page: ListRequest, user_id: int | None, status: OrderStatus | None
 ) -> Page[Order]:
     return await orders_repo.list_orders(session, page, user_id=user_id, status=status)
 

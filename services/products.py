@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.connection import write_transaction
-from database.pagination import Page, PageRequest
+from database.pagination import ListRequest, Page
 from database.repositories import categories as categories_repo
 from database.repositories import products as products_repo
 from database.repositories.products import ProductFilter
@@ -36,7 +36,7 @@ def _unknown_category(category_id: int | None) -> UnknownReferenceError:
     return UnknownReferenceError(f"Category {category_id} does not exist", code="unknown_category")
 
 
-async def list_products(*, session: AsyncSession, filters: ProductFilter, page: PageRequest) -> Page[Product]:
+async def list_products(*, session: AsyncSession, filters: ProductFilter, page: ListRequest) -> Page[Product]:
     return await products_repo.list_products(session, filters, page)
 
 

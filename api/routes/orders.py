@@ -19,7 +19,7 @@ from api.dependencies import (
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse
 from api.routing import ExactJSONRoute
-from api.schemas import IdParam, OrderIn, OrderOut, OrderStatusIn, Page, PathId, page_of
+from api.schemas import IdParam, OrderIn, OrderOut, OrderStatusIn, Page, PathId
 from auth.roles import Role
 from models import Order, OrderStatus
 from observability.metrics import ORDERS_PLACED, ORDERS_REFUSED
@@ -105,7 +105,12 @@ async def place_order(
     )
 
 
-@router.get("", response_model=Page[OrderOut], summary="Orders, newest first: one's own, or everyone's for an admin")
+@router.get(
+    "",
+    response_model=Page[OrderOut],
+    responses=problems(400),
+    summary="Orders, newest first: one's own, or everyone's for an admin",
+)
 async def list_orders(
     user: AdminOrOwnOrders,
     session: SessionDep,
@@ -114,8 +119,9 @@ async def list_orders(
     user_id: Annotated[IdParam | None, Query(description="Admins only: one user's orders")] = None,
 ) -> ModelResponse:
     owner = user_id if user.role.includes(Role.ADMIN) else user.id
-    result = await orders_service.list_orders(session=session, page=page, user_id=owner, status=order_status)
-    return ModelResponse(page_of(OrderOut, result))
+    paging = page.bind(user_id=owner, status=order_status)
+    result = await orders_service.list_orders(session=session, page=paging.request, user_id=owner, status=order_status)
+    return ModelResponse(paging.page_of(OrderOut, result))
 
 
 @router.get("/{id}", response_model=OrderOut, responses=problems(404), summary="An order (its owner, or an admin)")

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.functions import casefold
-from database.pagination import Page, PageRequest, fetch_page
+from database.pagination import Keyset, ListRequest, Page, fetch_page
 from models import Product
 
 # Sort keys a client may name, mapped to columns: user input never becomes SQL text.
@@ -56,14 +56,10 @@ def _conditions(filters: ProductFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-async def list_products(session: AsyncSession, filters: ProductFilter, page: PageRequest) -> Page[Product]:
-    descending = filters.sort.startswith("-")
+async def list_products(session: AsyncSession, filters: ProductFilter, page: ListRequest) -> Page[Product]:
     column = SORT_COLUMNS[filters.sort.removeprefix("-")]
-    order = [column.desc() if descending else column.asc()]
-    if column is not Product.id:
-        order.append(Product.id.desc() if descending else Product.id.asc())
-    query = select(Product).where(*_conditions(filters)).order_by(*order)
-    return await fetch_page(session, query, page)
+    order = Keyset.of(column, Product.id, descending=filters.sort.startswith("-"))
+    return await fetch_page(session, select(Product).where(*_conditions(filters)), page, order)
 
 
 async def get_live_product(session: AsyncSession, product_id: int) -> Product | None:

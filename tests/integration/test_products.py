@@ -422,7 +422,7 @@ async def test_filters(client: AsyncClient, admin_headers: dict) -> None:
 
 async def test_pages(client: AsyncClient, admin_headers: dict) -> None:
     empty = await client.get(PRODUCTS, headers=admin_headers)
-    assert empty.json() == {"items": [], "total": 0, "page": 1, "size": 20, "pages": 0}
+    assert empty.json() == {"items": [], "total": 0, "page": 1, "size": 20, "pages": 0, "next_cursor": None}
 
     ids = [(await create_product(client, admin_headers))["id"] for _ in range(21)]
     # Defaults: page 1 of size 20.
@@ -440,7 +440,7 @@ async def test_pages(client: AsyncClient, admin_headers: dict) -> None:
     for page in (4, 1000):
         response = await client.get(PRODUCTS, params={"page": page, "size": 10}, headers=admin_headers)
         assert response.status_code == 200
-        assert response.json() == {"items": [], "total": 21, "page": page, "size": 10, "pages": 3}
+        assert response.json() == {"items": [], "total": 21, "page": page, "size": 10, "pages": 3, "next_cursor": None}
 
     for size, pages in ((1, 21), (100, 1)):
         body = (await client.get(PRODUCTS, params={"size": size}, headers=admin_headers)).json()

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from database.pagination import Page, PageRequest, fetch_page
+from database.pagination import Keyset, Page, PageRequest, fetch_page
 from database.repositories import categories as categories_repo
 from database.repositories import products as products_repo
 from database.repositories.products import ProductFilter
@@ -75,7 +75,7 @@ async def test_q_ignores_deleted_products(session: AsyncSession) -> None:
 
 
 async def test_fetch_page_of_nothing_has_no_pages(session: AsyncSession) -> None:
-    page = await fetch_page(session, select(Category).order_by(Category.id), PageRequest(page=1, size=20))
+    page = await fetch_page(session, select(Category), PageRequest(page=1, size=20), Keyset((Category.id,)))
     assert (page.items, page.total, page.page, page.size, page.pages) == ([], 0, 1, 20, 0)
 
 
@@ -111,7 +111,7 @@ async def test_total_counts_only_matching_rows(session: AsyncSession) -> None:
     ("total", "size", "pages"), [(0, 1, 0), (0, 100, 0), (1, 1, 1), (1, 100, 1), (100, 100, 1), (101, 100, 2)]
 )
 def test_pages_is_the_ceiling_of_total_over_size(total: int, size: int, pages: int) -> None:
-    assert Page(items=[], total=total, page=1, size=size).pages == pages
+    assert Page(items=[], size=size, total=total, page=1).pages == pages
 
 
 @pytest.mark.parametrize(("page", "size", "offset"), [(1, 20, 0), (2, 20, 20), (3, 7, 14)])
