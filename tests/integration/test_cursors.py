@@ -157,10 +157,12 @@ async def test_categories_users_and_orders_walked_by_cursor_are_the_pages(client
         session.add_all(Category(name=name, slug=f"c{n}") for n, name in enumerate(["Tools", "Garden", "Tools"] * 3))
         await session.commit()
     buyers = [await signed_in(client) for _ in range(3)]
-    product = await create_product(client, admin_headers, stock=100)
+    products = [(await create_product(client, admin_headers, stock=100))["id"] for _ in range(3)]
     for number in range(12):
         headers, _ = buyers[number % 3]
-        assert (await place_order(client, headers, [(product["id"], 1)])).status_code == 201
+        # Orders of several lines: a page holds `size` orders, however many item rows they join.
+        lines = [(product_id, 1) for product_id in products[: number % 3 + 1]]
+        assert (await place_order(client, headers, lines)).status_code == 201
     # Orders tie on created_at by threes, and some are a microsecond apart.
     async with client.app.state.database.sessionmaker() as session:  # type: ignore[attr-defined]
         for order_id in range(1, 13):
