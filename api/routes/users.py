@@ -4,7 +4,7 @@ from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
 from api.openapi import PROTECTED, problems
 from api.responses import ModelResponse
 from api.routing import api_router
-from api.schemas import Page, PathId, UserOut, UserPatch, page_of
+from api.schemas import Page, PathId, UserOut, UserPatch
 from services import users as users_service
 
 router = api_router(prefix=f"{API_PREFIX}/users", tags=["users"], responses=PROTECTED)
@@ -15,9 +15,11 @@ async def read_me(user: CurrentUser) -> ModelResponse:
     return ModelResponse(UserOut.model_validate(user))
 
 
-@router.get("", response_model=Page[UserOut], summary="All users, by id (admin)")
+@router.get("", response_model=Page[UserOut], responses=problems(400), summary="All users, by id (admin)")
 async def list_users(_admin: Admin, session: SessionDep, page: PageDep) -> ModelResponse:
-    return ModelResponse(page_of(UserOut, await users_service.list_users(session=session, page=page)))
+    paging = page.bind()
+    result = await users_service.list_users(session=session, page=paging.request)
+    return ModelResponse(paging.page_of(UserOut, result))
 
 
 @router.get("/{id}", response_model=UserOut, responses=problems(404), summary="A user (admin, or that user itself)")

@@ -6,7 +6,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.roles import Role
-from database.pagination import Page, PageRequest, fetch_page
+from database.pagination import Keyset, ListRequest, Page, fetch_page
 from database.violations import DOMAIN_ERRORS, EMAIL_TAKEN, USERNAME_TAKEN, flush_row
 from models import RevokedAccessToken, User
 
@@ -92,5 +92,5 @@ async def add_user(session: AsyncSession, *, username: str, email: str, hashed_p
     return user
 
 
-async def list_users(session: AsyncSession, page: PageRequest) -> Page[User]:
-    return await fetch_page(session, select(User).order_by(User.id), page)
+async def list_users(session: AsyncSession, page: ListRequest) -> Page[User]:
+    return await fetch_page(session, select(User), page, Keyset((User.id,)))
