@@ -1,9 +1,10 @@
 """Accounts: one's own profile, and the admin's view and control of everyone's."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
+from api.conditional import IfMatch, IfNoneMatch, tagged
 from api.dependencies import API_PREFIX, Admin, AdminOrSelf, CurrentUser, PageDep, SessionDep
-from api.openapi import PROTECTED, problems
+from api.openapi import CONDITIONAL_READ, CONDITIONAL_WRITE, PROTECTED, problems
 from api.responses import ModelResponse
 from api.routing import ExactJSONRoute
 from api.schemas import Page, PathId, UserOut, UserPatch, page_of
@@ -12,9 +13,9 @@ from services import users as users_service
 router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"], responses=PROTECTED, route_class=ExactJSONRoute)
 
 
-@router.get("/me", response_model=UserOut, summary="The signed-in user")
-async def read_me(user: CurrentUser) -> ModelResponse:
-    return ModelResponse(UserOut.model_validate(user))
+@router.get("/me", response_model=UserOut, responses=CONDITIONAL_READ, summary="The signed-in user")
+async def read_me(user: CurrentUser, if_none_match: IfNoneMatch) -> Response:
+    return tagged(UserOut, user, if_none_match=if_none_match)
 
 
 @router.get("", response_model=Page[UserOut], summary="All users, by id (admin)")
@@ -22,21 +23,32 @@ async def list_users(_admin: Admin, session: SessionDep, page: PageDep) -> Model
     return ModelResponse(page_of(UserOut, await users_service.list_users(session=session, page=page)))
 
 
-@router.get("/{id}", response_model=UserOut, responses=problems(404), summary="A user (admin, or that user itself)")
-async def read_user(user: AdminOrSelf, user_id: PathId, session: SessionDep) -> ModelResponse:
-    if user.id == user_id:
-        return ModelResponse(UserOut.model_validate(user))
-    return ModelResponse(UserOut.model_validate(await users_service.get_user(session=session, user_id=user_id)))
+@router.get(
+    "/{id}",
+    response_model=UserOut,
+    responses={**problems(404), **CONDITIONAL_READ},
+    summary="A user (admin, or that user itself)",
+)
+async def read_user(user: AdminOrSelf, user_id: PathId, session: SessionDep, if_none_match: IfNoneMatch) -> Response:
+    found = user if user.id == user_id else await users_service.get_user(session=session, user_id=user_id)
+    return tagged(UserOut, found, if_none_match=if_none_match)
 
 
 @router.patch(
     "/{id}",
     response_model=UserOut,
-    responses=problems(404, 409),
+    responses={**problems(404, 409), **CONDITIONAL_WRITE},
     summary="Change a user's role or active flag (admin); effective on that user's next request",
 )
-async def update_user(admin: Admin, user_id: PathId, body: UserPatch, session: SessionDep) -> ModelResponse:
+async def update_user(
+    admin: Admin, user_id: PathId, body: UserPatch, session: SessionDep, if_match: IfMatch
+) -> Response:
     user = await users_service.update_user(
-        session=session, actor=admin, user_id=user_id, role=body.role, is_active=body.is_active
+        session=session,
+        actor=admin,
+        user_id=user_id,
+        role=body.role,
+        is_active=body.is_active,
+        expected_versions=if_match,
     )
-    return ModelResponse(UserOut.model_validate(user))
+    return tagged(UserOut, user)
