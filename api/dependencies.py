@@ -1,21 +1,28 @@
-"""Dependencies shared by the routes: the session, the current user, role checks, pagination."""
+"""Dependencies shared by the routes: the session, the current user, role and access checks, pagination."""
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPBearer, OAuth2PasswordBearer
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.schemas import MAX_ID
+from api.schemas import MAX_ID, IdParam
+from api.verified_token import VerifiedToken, store_verified_token, verified_token
+from auth.bearer import parse_bearer
 from auth.jwt import AccessClaims
 from auth.roles import Role
 from config import Settings
+from database.connection import is_unavailable
 from database.pagination import PageRequest
 from models import User
-from services.access import insufficient_role
+from services.access import insufficient_role, orders_visible_to, require_may_read_user
 from services.auth import AuthService
-from services.errors import AuthenticationError, PermissionDeniedError
+from services.errors import AuthenticationError, DatabaseUnavailableError
+
+logger = logging.getLogger(__name__)
 
 # Every path under API_ROOT is the API's (any version, known or not): the middleware's headers and rate limits
 # apply to all of them.
@@ -42,12 +49,22 @@ async def get_auth_service(request: Request) -> AuthService:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session; all of a request's database work happens inside it, so a lost database is told here."""
     async with request.app.state.database.sessionmaker() as session:
-        yield session
+        try:
+            yield session
+        except Exception as error:
+            if is_unavailable(error):
+                # The driver's own words (no SQL, no parameters): the 503 alone would not tell operators why.
+                logger.warning("database unavailable: %s", getattr(error, "orig", None) or error)
+                raise DatabaseUnavailableError("The database cannot be reached right now; try again shortly") from error
+            raise
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# Closed when the route returns or raises, before a byte of the response is sent: a client that reads slowly
+# must not keep a pooled connection checked out. Routes therefore render their response while the session is open.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
@@ -56,10 +73,19 @@ def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
         raise AuthenticationError("Authentication required", code="not_authenticated")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = parse_bearer(header)
+    if token is None:
         raise AuthenticationError("Use an Authorization: Bearer <token> header", code="invalid_token")
+    return token
+
+
+def _request_token(request: Request) -> VerifiedToken:
+    """The request's access token, verified once: by the rate limiter on its way in, or here."""
+    token = verified_token(request.scope)
+    if token is None:
+        auth: AuthService = request.app.state.auth
+        token = VerifiedToken(claims=auth.decode(bearer_token(request)), revoked=None)
+        store_verified_token(request.scope, token)
     return token
 
 
@@ -74,19 +100,15 @@ async def current_user(
     One dependency does the whole job: each dependency FastAPI resolves costs measurable time on every request.
     """
     auth: AuthService = request.app.state.auth
-    # The rate limiter may have verified this token already; its claims ride on the request state.
-    claims = getattr(request.state, "access_claims", None)
-    if claims is None:
-        claims = auth.decode(bearer_token(request))
-        request.state.access_claims = claims
-    user = await auth.authenticate(session=session, claims=claims)
+    token = _request_token(request)
+    user = await auth.authenticate(session=session, claims=token.claims, revoked=token.revoked)
     request.state.user_id = user.id
     return user
 
 
 async def access_claims(request: Request, _user: "CurrentUser") -> AccessClaims:
     """The verified claims of the current user's token (logout revokes its `jti`)."""
-    return request.state.access_claims
+    return _request_token(request).claims
 
 
 AccessClaimsDep = Annotated[AccessClaims, Depends(access_claims)]
@@ -110,25 +132,36 @@ Customer = Annotated[User, Depends(require_role(Role.USER))]
 Admin = Annotated[User, Depends(require_role(Role.ADMIN))]
 
 
-def _admin_or_self(user: User, named_id: str | None, what: str) -> User:
-    # Judged on the raw parameter, before it is validated: the contract puts role (403) before validation (422).
-    if named_id is None or named_id == str(user.id) or user.role.includes(Role.ADMIN):
-        return user
-    raise PermissionDeniedError(f"Only admins may read {what}", code="insufficient_role")
+# Reading another user's records is judged on the raw parameter, before the route validates it: the contract puts
+# role (403) before validation (422). The service judges again, by the same named rule.
+_ID = TypeAdapter(IdParam)
+# Ids start at 1: what the rule is asked about when the parameter is not an id at all.
+_NOBODY = 0
 
 
-async def admin_or_self_in_path(request: Request, user: CurrentUser) -> User:
-    """Admins, or the user whose id is the path's `{id}`."""
-    return _admin_or_self(user, request.path_params.get("id"), "other users")
+def _named_id(raw: str) -> int:
+    """The user id a raw parameter names, or nobody's."""
+    try:
+        return _ID.validate_python(raw)
+    except ValidationError:
+        return _NOBODY
 
 
-async def admin_or_self_in_query(request: Request, user: CurrentUser) -> User:
-    """Admins with any `user_id` filter; others with none or their own."""
-    return _admin_or_self(user, request.query_params.get("user_id"), "other users' orders")
+async def user_reader(request: Request, user: CurrentUser) -> User:
+    """The current user, if `require_may_read_user` lets them read the user of the path's `{id}`."""
+    require_may_read_user(actor=user, user_id=_named_id(request.path_params["id"]))
+    return user
 
 
-AdminOrSelf = Annotated[User, Depends(admin_or_self_in_path)]
-AdminOrOwnOrders = Annotated[User, Depends(admin_or_self_in_query)]
+async def orders_reader(request: Request, user: CurrentUser) -> User:
+    """The current user, if `orders_visible_to` lets them ask for the orders of the query's `user_id`."""
+    named = request.query_params.get("user_id")
+    orders_visible_to(actor=user, user_id=None if named is None else _named_id(named))
+    return user
+
+
+UserReader = Annotated[User, Depends(user_reader)]
+OrdersReader = Annotated[User, Depends(orders_reader)]
 
 
 async def page_request(

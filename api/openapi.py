@@ -1,7 +1,9 @@
-"""Helpers that keep the OpenAPI document honest about error responses."""
+"""Helpers that keep the OpenAPI document honest about error responses, and give operations clean ids."""
 
 from http import HTTPStatus
 from typing import Any
+
+from fastapi.routing import APIRoute
 
 from api.errors import PROBLEM_MEDIA_TYPE
 from api.schemas import Problem
@@ -50,3 +52,12 @@ CONDITIONAL_READ: dict[int | str, dict[str, Any]] = {
 }
 # A PUT, PATCH or POST that answers with the changed resource: its new ETag, and 412 when If-Match fails.
 CONDITIONAL_WRITE: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}, **problems(412)}
+
+
+def operation_id(route: APIRoute) -> str:
+    """`listProducts` for the route function `list_products`: a name that generated clients can use as it is.
+
+    FastAPI's default adds the path and the method (`list_products_api_v1_products_get`).
+    """
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)

@@ -25,6 +25,7 @@ from auth.security import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES, PASSWORD_RULE,
 from database.pagination import Page as PageResult
 from models.base import CENT, MAX_ID
 from models.order import OrderStatus
+from services.catalogue import SORT_NAMES
 
 T = TypeVar("T")
 
@@ -268,7 +269,7 @@ class ProductOut(ResponseModel):
     updated_at: Timestamp
 
 
-ProductSort = Literal["id", "-id", "name", "-name", "price", "-price", "created_at", "-created_at"]
+ProductSort = Literal[SORT_NAMES]
 
 
 # Orders

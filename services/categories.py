@@ -2,7 +2,6 @@
 
 import re
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.connection import write_transaction
@@ -10,7 +9,7 @@ from database.pagination import Page, PageRequest
 from database.repositories import categories as categories_repo
 from models import Category, User
 from services.access import require_active_admin
-from services.errors import ConflictError, InvalidInputError, NotFoundError
+from services.errors import InvalidInputError, NotFoundError
 from services.preconditions import ExpectedVersions, require_version
 
 _NOT_SLUG_CHARACTERS = re.compile(r"[^A-Za-z0-9]+")
@@ -34,10 +33,6 @@ def _slug_for(name: str, slug: str | None) -> str:
             code="slug_underivable",
         )
     return chosen
-
-
-def _slug_taken(slug: str) -> ConflictError:
-    return ConflictError(f"The slug {slug!r} is already taken", code="slug_taken")
 
 
 async def list_categories(*, session: AsyncSession, page: PageRequest) -> Page[Category]:
@@ -65,15 +60,11 @@ async def _category_to_change(session: AsyncSession, category_id: int, expected_
 
 
 async def create_category(*, session: AsyncSession, actor: User, name: str, slug: str | None) -> Category:
+    """A taken slug is refused by its unique constraint (slug_taken); a check first would not stop a racing writer."""
     slug = _slug_for(name, slug)
-    try:
-        async with write_transaction(session):
-            await require_active_admin(session, actor=actor)
-            if await categories_repo.slug_taken(session, slug):
-                raise _slug_taken(slug)
-            return await categories_repo.add_category(session, name=name, slug=slug)
-    except IntegrityError:
-        raise _slug_taken(slug) from None
+    async with write_transaction(session):
+        await require_active_admin(session, actor=actor)
+        return await categories_repo.add_category(session, name=name, slug=slug)
 
 
 async def replace_category(
@@ -86,30 +77,17 @@ async def replace_category(
     expected_versions: ExpectedVersions = None,
 ) -> Category:
     slug = _slug_for(name, slug)
-    try:
-        async with write_transaction(session):
-            await require_active_admin(session, actor=actor)
-            category = await _category_to_change(session, category_id, expected_versions)
-            if await categories_repo.slug_taken(session, slug, except_id=category_id):
-                raise _slug_taken(slug)
-            category.name = name
-            category.slug = slug
-            await session.flush()
-            return category
-    except IntegrityError:
-        raise _slug_taken(slug) from None
+    async with write_transaction(session):
+        await require_active_admin(session, actor=actor)
+        category = await _category_to_change(session, category_id, expected_versions)
+        return await categories_repo.update_category(session, category, name=name, slug=slug)
 
 
 async def delete_category(
     *, session: AsyncSession, actor: User, category_id: int, expected_versions: ExpectedVersions = None
 ) -> None:
-    try:
-        async with write_transaction(session):
-            await require_active_admin(session, actor=actor)
-            category = await _category_to_change(session, category_id, expected_versions)
-            if await categories_repo.has_live_products(session, category_id):
-                raise ConflictError(f"Category {category_id} still has products", code="category_in_use")
-            await categories_repo.delete_category(session, category)
-    except IntegrityError:
-        # A product was added to it while we deleted.
-        raise ConflictError(f"Category {category_id} still has products", code="category_in_use") from None
+    """Refused while a live product uses the category (category_in_use), by the products' foreign key."""
+    async with write_transaction(session):
+        await require_active_admin(session, actor=actor)
+        category = await _category_to_change(session, category_id, expected_versions)
+        await categories_repo.delete_category(session, category)

@@ -17,7 +17,7 @@ from database.pagination import Page, PageRequest
 from database.repositories import orders as orders_repo
 from database.repositories import products as products_repo
 from models import IdempotencyKey, Order, OrderStatus, User
-from services.access import require_active_admin
+from services.access import is_admin, orders_visible_to, require_active_admin
 from services.errors import ConflictError, NotFoundError, UnknownReferenceError
 from services.order_status import EXPIRY, OWNER_CANCELLABLE, RESTOCKING_STATUSES, can_transition
 from services.preconditions import ExpectedVersions, require_version, stale
@@ -131,18 +131,21 @@ async def _reserve_and_record(
     )
 
 
-async def get_order(*, session: AsyncSession, order_id: int, owner_id: int | None) -> Order:
-    """An order; with `owner_id`, another user's order is reported missing, so ids reveal nothing."""
-    order = await orders_repo.get_order(session, order_id, user_id=owner_id)
+async def get_order(*, session: AsyncSession, actor: User, order_id: int) -> Order:
+    """An order `actor` may see; another user's is reported missing, so ids reveal nothing."""
+    order = await orders_repo.get_order(session, order_id, user_id=orders_visible_to(actor=actor))
     if order is None:
         raise NotFoundError(f"Order {order_id} not found")
     return order
 
 
 async def list_orders(
-    *, session: AsyncSession, page: PageRequest, user_id: int | None, status: OrderStatus | None
+    *, session: AsyncSession, actor: User, page: PageRequest, user_id: int | None, status: OrderStatus | None
 ) -> Page[Order]:
-    return await orders_repo.list_orders(session, page, user_id=user_id, status=status)
+    """Orders newest first: `actor`'s own, or an admin's choice of everyone's or `user_id`'s."""
+    return await orders_repo.list_orders(
+        session, page, user_id=orders_visible_to(actor=actor, user_id=user_id), status=status
+    )
 
 
 async def change_order_status(
@@ -157,9 +160,9 @@ async def change_order_status(
     now = datetime.now(UTC)
     async with write_transaction(session):
         await require_active_admin(session, actor=actor)
-        order = await get_order(session=session, order_id=order_id, owner_id=None)
+        order = await get_order(session=session, actor=actor, order_id=order_id)
         await _move(session, order, status, expected_versions=expected_versions, now=now)
-    return await get_order(session=session, order_id=order_id, owner_id=None)
+    return await get_order(session=session, actor=actor, order_id=order_id)
 
 
 async def cancel_order(
@@ -169,13 +172,12 @@ async def cancel_order(
     allows (pending or paid). Another user's order is reported missing, as reading it is; guests own none."""
     if not actor.role.includes(Role.USER):
         raise NotFoundError(f"Order {order_id} not found")
-    as_admin = actor.role.includes(Role.ADMIN)
+    as_admin = is_admin(actor)
     now = datetime.now(UTC)
     async with write_transaction(session):
         if as_admin:
             await require_active_admin(session, actor=actor)
-        owner_id = None if as_admin else actor.id
-        order = await get_order(session=session, order_id=order_id, owner_id=owner_id)
+        order = await get_order(session=session, actor=actor, order_id=order_id)
         await _move(
             session,
             order,
@@ -184,7 +186,7 @@ async def cancel_order(
             now=now,
             only_from=None if as_admin else OWNER_CANCELLABLE,
         )
-    return await get_order(session=session, order_id=order_id, owner_id=owner_id)
+    return await get_order(session=session, actor=actor, order_id=order_id)
 
 
 async def _move(

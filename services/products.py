@@ -5,17 +5,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import nh3
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.connection import write_transaction
 from database.pagination import Page, PageRequest
-from database.repositories import categories as categories_repo
 from database.repositories import products as products_repo
-from database.repositories.products import ProductFilter
 from models import Product, User
 from services.access import require_active_admin
-from services.errors import NotFoundError, UnknownReferenceError
+from services.catalogue import ProductFilter
+from services.errors import NotFoundError
 from services.preconditions import ExpectedVersions, require_version
 
 
@@ -31,10 +29,6 @@ class ProductData:
 def sanitise_description(text: str) -> str:
     """Keep harmless formatting; drop scripts, event handlers and `javascript:` URLs (nh3's allow-list)."""
     return nh3.clean(text)
-
-
-def _unknown_category(category_id: int | None) -> UnknownReferenceError:
-    return UnknownReferenceError(f"Category {category_id} does not exist", code="unknown_category")
 
 
 async def list_products(*, session: AsyncSession, filters: ProductFilter, page: PageRequest) -> Page[Product]:
@@ -61,11 +55,6 @@ async def _product_to_change(session: AsyncSession, product_id: int, expected_ve
     return product
 
 
-async def _check_category(session: AsyncSession, category_id: int | None) -> None:
-    if category_id is not None and not await categories_repo.category_exists(session, category_id):
-        raise _unknown_category(category_id)
-
-
 def _fields(data: ProductData) -> dict[str, object]:
     return {
         "name": data.name,
@@ -77,15 +66,11 @@ def _fields(data: ProductData) -> dict[str, object]:
 
 
 async def create_product(*, session: AsyncSession, actor: User, data: ProductData) -> Product:
+    """A category that does not exist, or no longer does, is refused by the foreign key (unknown_category)."""
     fields = _fields(data)
-    try:
-        async with write_transaction(session):
-            await require_active_admin(session, actor=actor)
-            await _check_category(session, data.category_id)
-            return await products_repo.add_product(session, **fields)
-    except IntegrityError:
-        # The category was deleted between our check and our insert.
-        raise _unknown_category(data.category_id) from None
+    async with write_transaction(session):
+        await require_active_admin(session, actor=actor)
+        return await products_repo.add_product(session, **fields)
 
 
 async def replace_product(
@@ -97,17 +82,10 @@ async def replace_product(
     expected_versions: ExpectedVersions = None,
 ) -> Product:
     fields = _fields(data)
-    try:
-        async with write_transaction(session):
-            await require_active_admin(session, actor=actor)
-            product = await _product_to_change(session, product_id, expected_versions)
-            await _check_category(session, data.category_id)
-            for name, value in fields.items():
-                setattr(product, name, value)
-            await session.flush()
-            return product
-    except IntegrityError:
-        raise _unknown_category(data.category_id) from None
+    async with write_transaction(session):
+        await require_active_admin(session, actor=actor)
+        product = await _product_to_change(session, product_id, expected_versions)
+        return await products_repo.update_product(session, product, **fields)
 
 
 async def delete_product(

@@ -2,7 +2,6 @@
 
 import logging
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.roles import Role
@@ -11,36 +10,25 @@ from database.connection import release_connection, write_transaction
 from database.pagination import Page, PageRequest
 from database.repositories import users as users_repo
 from models import User
-from services.access import require_active_admin
+from services.access import require_active_admin, require_may_read_user
 from services.errors import ConflictError, NotFoundError
 from services.preconditions import ExpectedVersions, require_version
 
 logger = logging.getLogger(__name__)
 
 
-def _identity_conflict(taken: set[str]) -> ConflictError:
-    if "username" in taken:
-        return ConflictError("That username is already taken", code="username_taken")
-    return ConflictError("That email is already registered", code="email_taken")
-
-
 async def register_user(
     *, session: AsyncSession, hasher: PasswordHasher, username: str, email: str, password: str, role: Role = Role.USER
 ) -> User:
-    taken = await users_repo.taken_identities(session, username=username, email=email)
-    if taken:
-        raise _identity_conflict(taken)
+    # Checked ahead only to spare a bcrypt hash on a username or email already taken. The unique indexes are the
+    # guard: a registration racing this one passes the check, and add_user then raises the same 409.
+    await users_repo.refuse_taken_identity(session, username=username, email=email)
     await release_connection(session)
     hashed_password = await hasher.hash(password)
-    try:
-        async with write_transaction(session):
-            return await users_repo.add_user(
-                session, username=username, email=email, hashed_password=hashed_password, role=role
-            )
-    except IntegrityError:
-        # Someone registered the same name or address between our check and our insert.
-        taken = await users_repo.taken_identities(session, username=username, email=email)
-        raise _identity_conflict(taken or {"username"}) from None
+    async with write_transaction(session):
+        return await users_repo.add_user(
+            session, username=username, email=email, hashed_password=hashed_password, role=role
+        )
 
 
 async def ensure_admin(
@@ -61,7 +49,9 @@ async def ensure_admin(
     return user
 
 
-async def get_user(*, session: AsyncSession, user_id: int) -> User:
+async def get_user(*, session: AsyncSession, actor: User, user_id: int) -> User:
+    """An account, for an admin or its own user (who comes from the session, without another query)."""
+    require_may_read_user(actor=actor, user_id=user_id)
     user = await users_repo.get_user(session, user_id)
     if user is None:
         raise NotFoundError(f"User {user_id} not found")
@@ -88,7 +78,7 @@ async def update_user(
     async with write_transaction(session):
         await require_active_admin(session, actor=actor, changing_user=user_id)
         # Loaded and locked by the check above: this comes from the session, without another query.
-        user = await get_user(session=session, user_id=user_id)
+        user = await get_user(session=session, actor=actor, user_id=user_id)
         require_version(user.version, expected_versions, what=f"User {user_id}")
         if role is not None:
             user.role = role

@@ -4,25 +4,24 @@ their statuses."""
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import Depends, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from api.conditional import IfMatch, IfNoneMatch, tagged
 from api.dependencies import (
     API_PREFIX,
     Admin,
-    AdminOrOwnOrders,
     CurrentUser,
     Customer,
+    OrdersReader,
     PageDep,
     SessionDep,
     SettingsDep,
 )
 from api.openapi import CONDITIONAL_READ, CONDITIONAL_WRITE, LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse
-from api.routing import ExactJSONRoute
+from api.routing import api_router
 from api.schemas import IdParam, OrderIn, OrderOut, OrderStatusIn, Page, PathId, page_of
-from auth.roles import Role
 from models import Order, OrderStatus
 from observability.metrics import ORDERS_PLACED, ORDERS_REFUSED
 from services import orders as orders_service
@@ -30,7 +29,7 @@ from services.errors import ShopError
 from services.order_status import describe_transitions
 from services.orders import OrderLine
 
-router = APIRouter(prefix=f"{API_PREFIX}/orders", tags=["orders"], responses=PROTECTED, route_class=ExactJSONRoute)
+router = api_router(prefix=f"{API_PREFIX}/orders", tags=["orders"], responses=PROTECTED)
 
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
@@ -121,14 +120,15 @@ async def place_order(
 
 @router.get("", response_model=Page[OrderOut], summary="Orders, newest first: one's own, or everyone's for an admin")
 async def list_orders(
-    user: AdminOrOwnOrders,
+    reader: OrdersReader,
     session: SessionDep,
     page: PageDep,
     order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
     user_id: Annotated[IdParam | None, Query(description="Admins only: one user's orders")] = None,
 ) -> ModelResponse:
-    owner = user_id if user.role.includes(Role.ADMIN) else user.id
-    result = await orders_service.list_orders(session=session, page=page, user_id=owner, status=order_status)
+    result = await orders_service.list_orders(
+        session=session, actor=reader, page=page, user_id=user_id, status=order_status
+    )
     return ModelResponse(page_of(OrderOut, result))
 
 
@@ -139,8 +139,7 @@ async def list_orders(
     summary="An order (its owner, or an admin)",
 )
 async def read_order(user: CurrentUser, order_id: PathId, session: SessionDep, if_none_match: IfNoneMatch) -> Response:
-    owner_id = None if user.role.includes(Role.ADMIN) else user.id
-    order = await orders_service.get_order(session=session, order_id=order_id, owner_id=owner_id)
+    order = await orders_service.get_order(session=session, actor=user, order_id=order_id)
     return tagged(OrderOut, order, if_none_match=if_none_match)
 
 

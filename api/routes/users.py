@@ -1,16 +1,16 @@
 """Accounts: one's own profile, and the admin's view and control of everyone's."""
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from api.conditional import IfMatch, IfNoneMatch, tagged
-from api.dependencies import API_PREFIX, Admin, AdminOrSelf, CurrentUser, PageDep, SessionDep
+from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep, UserReader
 from api.openapi import CONDITIONAL_READ, CONDITIONAL_WRITE, PROTECTED, problems
 from api.responses import ModelResponse
-from api.routing import ExactJSONRoute
+from api.routing import api_router
 from api.schemas import Page, PathId, UserOut, UserPatch, page_of
 from services import users as users_service
 
-router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"], responses=PROTECTED, route_class=ExactJSONRoute)
+router = api_router(prefix=f"{API_PREFIX}/users", tags=["users"], responses=PROTECTED)
 
 
 @router.get("/me", response_model=UserOut, responses=CONDITIONAL_READ, summary="The signed-in user")
@@ -29,9 +29,9 @@ async def list_users(_admin: Admin, session: SessionDep, page: PageDep) -> Model
     responses={**problems(404), **CONDITIONAL_READ},
     summary="A user (admin, or that user itself)",
 )
-async def read_user(user: AdminOrSelf, user_id: PathId, session: SessionDep, if_none_match: IfNoneMatch) -> Response:
-    found = user if user.id == user_id else await users_service.get_user(session=session, user_id=user_id)
-    return tagged(UserOut, found, if_none_match=if_none_match)
+async def read_user(reader: UserReader, user_id: PathId, session: SessionDep, if_none_match: IfNoneMatch) -> Response:
+    user = await users_service.get_user(session=session, actor=reader, user_id=user_id)
+    return tagged(UserOut, user, if_none_match=if_none_match)
 
 
 @router.patch(

@@ -1,9 +1,10 @@
 """SQL for categories."""
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.pagination import Page, PageRequest, fetch_page
+from database.violations import flush_row
 from models import Category, Product
 
 
@@ -18,31 +19,27 @@ async def get_category(session: AsyncSession, category_id: int, *, for_update: b
     return await session.get(Category, category_id, with_for_update={"key_share": True}, populate_existing=True)
 
 
-async def category_exists(session: AsyncSession, category_id: int) -> bool:
-    return bool((await session.execute(select(exists().where(Category.id == category_id)))).scalar())
-
-
-async def slug_taken(session: AsyncSession, slug: str, *, except_id: int | None = None) -> bool:
-    condition = Category.slug == slug
-    if except_id is not None:
-        condition = condition & (Category.id != except_id)
-    return bool((await session.execute(select(exists().where(condition)))).scalar())
-
-
 async def add_category(session: AsyncSession, *, name: str, slug: str) -> Category:
+    """A new category; a slug already taken is refused by its unique constraint (slug_taken)."""
     category = Category(name=name, slug=slug)
     session.add(category)
-    await session.flush()
+    await flush_row(session, category)
     return category
 
 
-async def has_live_products(session: AsyncSession, category_id: int) -> bool:
-    query = select(exists().where(Product.category_id == category_id, Product.deleted_at.is_(None)))
-    return bool((await session.execute(query)).scalar())
+async def update_category(session: AsyncSession, category: Category, *, name: str, slug: str) -> Category:
+    category.name = name
+    category.slug = slug
+    await flush_row(session, category)
+    return category
 
 
 async def delete_category(session: AsyncSession, category: Category) -> None:
-    """Delete a category no live product uses; deleted products that named it keep no category."""
+    """Delete a category no live product uses; deleted products that named it keep no category.
+
+    A live product still naming it, however recently added, makes the products' foreign key refuse the delete
+    (category_in_use).
+    """
     await session.execute(
         update(Product)
         .where(Product.category_id == category.id, Product.deleted_at.is_not(None))
@@ -50,4 +47,4 @@ async def delete_category(session: AsyncSession, category: Category) -> None:
         .execution_options(synchronize_session=False)
     )
     await session.delete(category)
-    await session.flush()
+    await flush_row(session, category)

@@ -2,7 +2,6 @@
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -13,25 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.functions import casefold
 from database.pagination import Page, PageRequest, fetch_page
+from database.violations import flush_row
 from models import Product
+from services.catalogue import ProductFilter
 
-# Sort keys a client may name, mapped to columns: user input never becomes SQL text.
+# The catalogue's sort keys, mapped to columns: user input never becomes SQL text.
 SORT_COLUMNS = {
     "id": Product.id,
     "name": Product.name,
     "price": Product.price,
     "created_at": Product.created_at,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class ProductFilter:
-    category_id: int | None = None
-    q: str | None = None
-    min_price: Decimal | None = None
-    max_price: Decimal | None = None
-    in_stock: bool | None = None
-    sort: str = "id"
 
 
 def _escape_like(text: str) -> str:
@@ -57,8 +48,8 @@ def _conditions(filters: ProductFilter) -> list[ColumnElement[bool]]:
 
 
 async def list_products(session: AsyncSession, filters: ProductFilter, page: PageRequest) -> Page[Product]:
-    descending = filters.sort.startswith("-")
-    column = SORT_COLUMNS[filters.sort.removeprefix("-")]
+    descending = filters.descending
+    column = SORT_COLUMNS[filters.sort_key]
     order = [column.desc() if descending else column.asc()]
     if column is not Product.id:
         order.append(Product.id.desc() if descending else Product.id.asc())
@@ -84,9 +75,17 @@ async def live_product_ids(session: AsyncSession, product_ids: Iterable[int]) ->
 
 
 async def add_product(session: AsyncSession, **fields: Any) -> Product:
+    """A new product; a category that does not exist is refused by the foreign key (unknown_category)."""
     product = Product(**fields)
     session.add(product)
-    await session.flush()
+    await flush_row(session, product)
+    return product
+
+
+async def update_product(session: AsyncSession, product: Product, **fields: Any) -> Product:
+    for name, value in fields.items():
+        setattr(product, name, value)
+    await flush_row(session, product)
     return product
 
 

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.roles import Role
 from database.pagination import Page, PageRequest, fetch_page
+from database.violations import DOMAIN_ERRORS, EMAIL_TAKEN, USERNAME_TAKEN, flush_row
 from models import RevokedAccessToken, User
 
 
@@ -68,24 +69,26 @@ async def find_user_by_username(session: AsyncSession, username: str) -> User | 
     return (await session.scalars(select(User).where(func.lower(User.username) == username.lower()))).first()
 
 
-async def taken_identities(session: AsyncSession, *, username: str, email: str) -> set[str]:
-    """Which of `username` and `email` another account already holds."""
-    query = select(func.lower(User.username), func.lower(User.email)).where(
-        or_(func.lower(User.username) == username.lower(), func.lower(User.email) == email.lower())
-    )
-    taken: set[str] = set()
-    for existing_username, existing_email in (await session.execute(query)).all():
-        if existing_username == username.lower():
-            taken.add("username")
-        if existing_email == email.lower():
-            taken.add("email")
-    return taken
+async def refuse_taken_identity(session: AsyncSession, *, username: str, email: str) -> None:
+    """Raise what the unique indexes would (username first) were a user with this username or email added now.
+
+    Only a check ahead: the indexes stay the guard against a registration racing this one.
+    """
+    same_username = func.lower(User.username) == username.lower()
+    same_email = func.lower(User.email) == email.lower()
+    taken = (await session.execute(select(same_username, same_email).where(or_(same_username, same_email)))).all()
+    row = {"username": username, "email": email}
+    if any(username_taken for username_taken, _ in taken):
+        raise DOMAIN_ERRORS[USERNAME_TAKEN](row)
+    if taken:
+        raise DOMAIN_ERRORS[EMAIL_TAKEN](row)
 
 
 async def add_user(session: AsyncSession, *, username: str, email: str, hashed_password: str, role: Role) -> User:
+    """A new user; a username or email taken, case-insensitively, is refused by its unique index."""
     user = User(username=username, email=email, hashed_password=hashed_password, role=role, is_active=True)
     session.add(user)
-    await session.flush()
+    await flush_row(session, user)
     return user
 
 

@@ -16,8 +16,15 @@ from sqlalchemy import text
 from auth.roles import Role
 from config import Settings
 from main import create_app
-from tests.helpers import create_category, create_product, place_order, signed_in, stocks, wait_for_lock_waiters
-from tests.security.common import assert_problem
+from tests.helpers import (
+    assert_problem,
+    create_category,
+    create_product,
+    place_order,
+    signed_in,
+    stocks,
+    wait_for_lock_waiters,
+)
 
 API = "/api/v1"
 STRONG_ETAG = re.compile(r'"[^"]*"')

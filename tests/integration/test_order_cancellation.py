@@ -3,8 +3,7 @@
 from httpx import AsyncClient
 
 from auth.roles import Role
-from tests.helpers import create_product, place_order, signed_in, stocks
-from tests.security.common import assert_problem, row_counts
+from tests.helpers import assert_problem, create_product, place_order, row_counts, signed_in, stocks
 
 ORDERS = "/api/v1/orders"
 # How to bring a new (pending) order into each status, by an admin.

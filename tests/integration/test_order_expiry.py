@@ -21,8 +21,7 @@ from database.repositories import orders as orders_repo
 from database.repositories import products as products_repo
 from models import Order, OrderItem, OrderStatus, Product
 from services import orders as orders_service
-from tests.helpers import create_product, place_order, signed_in, stocks, wait_for_lock_waiters
-from tests.security.common import assert_problem
+from tests.helpers import assert_problem, create_product, place_order, signed_in, stocks, wait_for_lock_waiters
 
 ORDERS = "/api/v1/orders"
 # A deadline of a second, swept five times a second: orders expire while the test watches.

@@ -20,8 +20,8 @@ from config import Settings
 from database.connection import Database, write_transaction
 from database.pagination import PageRequest
 from database.repositories import products as products_repo
-from database.repositories.products import ProductFilter
 from models import Category, Product
+from services.catalogue import ProductFilter
 from tests.conftest import in_thread
 
 pytestmark = pytest.mark.postgres

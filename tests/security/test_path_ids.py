@@ -10,8 +10,7 @@ from api.schemas import MAX_ID
 from auth.roles import Role
 from config import Settings
 from main import create_app
-from tests.helpers import create_category, create_product, place_order, signed_in
-from tests.security.common import assert_problem
+from tests.helpers import assert_problem, create_category, create_product, place_order, signed_in
 
 API = "/api/v1"
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")

@@ -1,4 +1,5 @@
-"""services/access.py: an admin write is carried out only if its author is still an active admin when it commits.
+"""services/access.py: who reads whose accounts and orders, and that an admin write is carried out only if its
+author is still an active admin when it commits.
 
 The actor each write gets is the user as loaded at the start of its request, so a demotion committed since is
 not in it. Interleavings are made by hand: one transaction is held before its commit, its locks taken, while the
@@ -26,7 +27,8 @@ from services import categories as categories_service
 from services import orders as orders_service
 from services import products as products_service
 from services import users as users_service
-from services.errors import PermissionDeniedError
+from services.access import orders_visible_to, require_may_read_user
+from services.errors import NotFoundError, PermissionDeniedError
 from services.orders import OrderLine
 from services.products import ProductData
 from tests.helpers import unique, wait_for_lock_waiters
@@ -73,6 +75,51 @@ async def shop(database: Database) -> Shop:
 
 def _product(name: str) -> ProductData:
     return ProductData(name=name, description="", price=Decimal("1.00"), stock=1, category_id=None)
+
+
+ME, SOMEONE_ELSE = 7, 8
+
+
+def actor(role: Role) -> User:
+    return User(id=ME, role=role)
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_a_user_may_read_their_own_account(role):
+    require_may_read_user(actor=actor(role), user_id=ME)
+
+
+@pytest.mark.parametrize(("role", "allowed"), [(Role.ADMIN, True), (Role.USER, False), (Role.GUEST, False)])
+def test_only_admins_may_read_another_account(role, allowed):
+    if allowed:
+        require_may_read_user(actor=actor(role), user_id=SOMEONE_ELSE)
+        return
+    with pytest.raises(PermissionDeniedError) as refused:
+        require_may_read_user(actor=actor(role), user_id=SOMEONE_ELSE)
+    assert refused.value.code == "insufficient_role"
+
+
+@pytest.mark.parametrize(
+    ("role", "asked", "owner"),
+    [
+        (Role.ADMIN, None, None),
+        (Role.ADMIN, SOMEONE_ELSE, SOMEONE_ELSE),
+        (Role.ADMIN, ME, ME),
+        (Role.USER, None, ME),
+        (Role.USER, ME, ME),
+        (Role.GUEST, None, ME),
+        (Role.GUEST, ME, ME),
+    ],
+)
+def test_orders_visible_to_admins_are_everyones_and_to_others_their_own(role, asked, owner):
+    assert orders_visible_to(actor=actor(role), user_id=asked) == owner
+
+
+@pytest.mark.parametrize("role", [Role.USER, Role.GUEST])
+def test_only_admins_may_ask_for_another_users_orders(role):
+    with pytest.raises(PermissionDeniedError) as refused:
+        orders_visible_to(actor=actor(role), user_id=SOMEONE_ELSE)
+    assert refused.value.code == "insufficient_role"
 
 
 AdminWrite = Callable[[AsyncSession, Shop], Awaitable[Any]]
@@ -143,6 +190,19 @@ def hold_commit(session: AsyncSession, monkeypatch: pytest.MonkeyPatch) -> HeldC
 
     monkeypatch.setattr(session, "commit", commit_when_released)
     return held
+
+
+async def test_get_user_gives_an_account_to_an_admin_or_its_own_user(database, shop):
+    async with database.sessionmaker() as session:
+        customer = await session.get_one(User, shop.customer_id)
+        assert await users_service.get_user(session=session, actor=customer, user_id=customer.id) is customer
+        read = await users_service.get_user(session=session, actor=shop.admin, user_id=shop.customer_id)
+        assert read.id == shop.customer_id
+        with pytest.raises(PermissionDeniedError) as refused:
+            await users_service.get_user(session=session, actor=customer, user_id=shop.admin.id)
+        assert refused.value.code == "insufficient_role"
+        with pytest.raises(NotFoundError):
+            await users_service.get_user(session=session, actor=shop.admin, user_id=shop.customer_id + 100)
 
 
 @pytest.mark.parametrize("write", WRITES)
