@@ -70,6 +70,13 @@ class Settings(BaseSettings):
 
     idempotency_ttl_seconds: int = Field(default=86_400, ge=1)
     cleanup_interval_seconds: int = Field(default=3_600, ge=1)
+    # Bounded so that created_at + TTL stays a representable date.
+    order_payment_ttl_seconds: int = Field(
+        default=1_800, ge=0, le=31_536_000, description="pending orders are cancelled after this; 0: never"
+    )
+    order_expiry_check_seconds: float = Field(
+        default=10.0, gt=0, le=86_400, description="how late at most an expired order is cancelled"
+    )
 
     admin_username: str | None = None
     admin_email: str | None = None

@@ -30,6 +30,7 @@ from infrastructure.rate_limits import open_rate_limiter
 from infrastructure.revocations import DatabaseRevocationStore, RedisRevocationStore, RevocationStore
 from observability.logging import configure_logging
 from services import maintenance
+from services import orders as orders_service
 from services import users as users_service
 from services.auth import AuthService
 
@@ -37,8 +38,17 @@ logger = logging.getLogger(__name__)
 
 AUTH_LIMITED_PATHS = frozenset(f"{API_PREFIX}/auth/{name}" for name in ("login", "register", "refresh"))
 CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-CORS_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key"]
-CORS_EXPOSED = ["X-Request-ID", "Location", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]
+CORS_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "If-None-Match"]
+CORS_EXPOSED = [
+    "X-Request-ID",
+    "Location",
+    "ETag",
+    "Idempotency-Replayed",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+]
 
 
 async def _bootstrap_admin(settings: Settings, database: Database, hasher: PasswordHasher) -> None:
@@ -66,6 +76,17 @@ async def _purge_periodically(settings: Settings, database: Database) -> None:
             logger.exception("purging expired rows failed; will try again")
 
 
+async def _expire_orders_periodically(settings: Settings, database: Database) -> None:
+    """Cancel unpaid orders past their deadline. Every process runs this; each order is cancelled once."""
+    while True:
+        await asyncio.sleep(settings.order_expiry_check_seconds)
+        try:
+            async with database.sessionmaker() as session:
+                await orders_service.expire_orders(session=session)
+        except Exception:
+            logger.exception("expiring unpaid orders failed; will try again")
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -85,13 +106,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     rate_limiter = open_rate_limiter(settings.redis_url) if settings.rate_limit_enabled else None
     app.state.rate_limiter = rate_limiter
     await _bootstrap_admin(settings, database, hasher)
-    purger = asyncio.create_task(_purge_periodically(settings, database))
+    tasks = [
+        asyncio.create_task(_purge_periodically(settings, database)),
+        asyncio.create_task(_expire_orders_periodically(settings, database)),
+    ]
     try:
         yield
     finally:
-        purger.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await purger
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if rate_limiter is not None:
             await rate_limiter.aclose()
         if redis is not None:
@@ -107,6 +133,9 @@ JSON API of the shop: accounts, catalogue and orders.
 * **Roles**: `guest` < `user` < `admin`, checked against the database on every request.
 * **Money** is a string with two decimals (`"19.90"`); send it as a string or a number with at most two decimals.
 * **Errors** are RFC 9457 problem details (`application/problem+json`) with a stable `code` and the `request_id`.
+* **Conditional requests**: a GET of one product, category, order or user carries a strong `ETag`;
+  `If-None-Match` with it gives 304. Send it as `If-Match` on PUT, PATCH, DELETE or a cancellation, and the write
+  happens only while the resource is unchanged (else 412 `precondition_failed`, nothing changed).
 * **Rate limits**: `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` on API responses; 429 with
   `Retry-After`. Limits are per user when signed in, else per client IP; login, register and refresh have a
   stricter, per-IP limit. If the limit storage (Redis) is unreachable, requests are let through and counted.

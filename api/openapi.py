@@ -38,6 +38,21 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 PROTECTED = problems(401, 403, 422, 429)
 LOCATION_HEADER = {"Location": {"description": "URL of the new resource", "schema": {"type": "string"}}}
 
+ETAG_HEADER = {
+    "ETag": {
+        "description": "Strong entity tag of this representation, for If-None-Match and If-Match",
+        "schema": {"type": "string", "examples": ['"7"']},
+        "required": True,
+    }
+}
+# A GET of one resource: its ETag, and 304 when If-None-Match names it.
+CONDITIONAL_READ: dict[int | str, dict[str, Any]] = {
+    200: {"headers": ETAG_HEADER},
+    304: {"description": "Not Modified: If-None-Match names the current ETag; no body", "headers": ETAG_HEADER},
+}
+# A PUT, PATCH or POST that answers with the changed resource: its new ETag, and 412 when If-Match fails.
+CONDITIONAL_WRITE: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}, **problems(412)}
+
 
 def operation_id(route: APIRoute) -> str:
     """`listProducts` for the route function `list_products`: a name that generated clients can use as it is.

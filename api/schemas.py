@@ -311,6 +311,10 @@ class OrderOut(ResponseModel):
     total: MoneyOut
     created_at: Timestamp
     updated_at: Timestamp
+    expires_at: Timestamp | None = Field(
+        description="While pending: when it is cancelled unless paid (null if the shop sets no deadline); "
+        "null once it has left pending"
+    )
     items: list[OrderItemOut]
 
 

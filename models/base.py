@@ -5,8 +5,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Enum, MetaData, Numeric
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import BigInteger, DateTime, Dialect, Enum, Integer, MetaData, Numeric, literal_column, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 # Stable constraint names keep Alembic migrations readable and let repositories recognise violations.
@@ -103,3 +103,20 @@ class TimestampMixin:
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class VersionMixin:
+    """A counter that every change of the row bumps: the resource's ETag, and the guard against lost updates.
+
+    An ORM flush sets `version + 1` itself and writes only `WHERE version = <the version it loaded>`
+    (SQLAlchemy's version_id_col: a flush over a row that changed meanwhile raises StaleDataError). Any other
+    UPDATE through SQLAlchemy, such as the stock reservation, gets `version = version + 1` from `onupdate`.
+    """
+
+    version: Mapped[int] = mapped_column(
+        Integer, default=1, server_default=text("1"), onupdate=literal_column("version + 1")
+    )
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805 - declared_attr passes the class
+        return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, IntPK, Money, TimestampMixin, UTCDateTime, string_enum, utcnow
+from models.base import Base, IntPK, Money, TimestampMixin, UTCDateTime, VersionMixin, string_enum, utcnow
 
 
 class OrderStatus(StrEnum):
@@ -18,13 +18,15 @@ class OrderStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-class Order(TimestampMixin, Base):
+class Order(VersionMixin, TimestampMixin, Base):
     __tablename__ = "orders"
     __table_args__ = (
         CheckConstraint("total >= 0", name="total_not_negative"),
         Index("ix_orders_user_id_created_at", "user_id", "created_at"),
         Index("ix_orders_status", "status"),
         Index("ix_orders_created_at", "created_at"),
+        # The expiry sweep: pending orders by deadline (status leads, so bound parameters can use it).
+        Index("ix_orders_status_expires_at", "status", "expires_at"),
     )
 
     id: Mapped[IntPK]
@@ -33,6 +35,8 @@ class Order(TimestampMixin, Base):
         string_enum(OrderStatus, name="status_known"), default=OrderStatus.PENDING
     )
     total: Mapped[Decimal] = mapped_column(Money)
+    # The payment deadline of a pending order; null once it has left pending, or when expiry is off.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     items: Mapped[list["OrderItem"]] = relationship(
         back_populates="order", order_by="OrderItem.id", lazy="raise", cascade="all, delete-orphan"

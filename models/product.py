@@ -6,10 +6,10 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, IntPK, Money, TimestampMixin, UTCDateTime
+from models.base import Base, IntPK, Money, TimestampMixin, UTCDateTime, VersionMixin
 
 
-class Category(TimestampMixin, Base):
+class Category(VersionMixin, TimestampMixin, Base):
     __tablename__ = "categories"
 
     id: Mapped[IntPK]
@@ -17,7 +17,7 @@ class Category(TimestampMixin, Base):
     slug: Mapped[str] = mapped_column(String(100), unique=True)
 
 
-class Product(TimestampMixin, Base):
+class Product(VersionMixin, TimestampMixin, Base):
     """A product on sale. Deleting one only stamps `deleted_at`, so past orders keep what they refer to."""
 
     __tablename__ = "products"

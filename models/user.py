@@ -4,10 +4,10 @@ from sqlalchemy import Boolean, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from auth.roles import Role
-from models.base import Base, IntPK, TimestampMixin, string_enum
+from models.base import Base, IntPK, TimestampMixin, VersionMixin, string_enum
 
 
-class User(TimestampMixin, Base):
+class User(VersionMixin, TimestampMixin, Base):
     __tablename__ = "users"
 
     id: Mapped[IntPK]

@@ -10,6 +10,7 @@ from database.repositories import categories as categories_repo
 from models import Category, User
 from services.access import require_active_admin
 from services.errors import InvalidInputError, NotFoundError
+from services.preconditions import ExpectedVersions, require_version
 
 _NOT_SLUG_CHARACTERS = re.compile(r"[^A-Za-z0-9]+")
 
@@ -38,10 +39,23 @@ async def list_categories(*, session: AsyncSession, page: ListRequest) -> Page[C
     return await categories_repo.list_categories(session, page)
 
 
+def _not_found(category_id: int) -> NotFoundError:
+    return NotFoundError(f"Category {category_id} not found")
+
+
 async def get_category(*, session: AsyncSession, category_id: int) -> Category:
     category = await categories_repo.get_category(session, category_id)
     if category is None:
-        raise NotFoundError(f"Category {category_id} not found")
+        raise _not_found(category_id)
+    return category
+
+
+async def _category_to_change(session: AsyncSession, category_id: int, expected_versions: ExpectedVersions) -> Category:
+    """The category a write is about to change, locked until commit, if it is at an expected version."""
+    category = await categories_repo.get_category(session, category_id, for_update=True)
+    if category is None:
+        raise _not_found(category_id)
+    require_version(category.version, expected_versions, what=f"Category {category_id}")
     return category
 
 
@@ -54,18 +68,26 @@ async def create_category(*, session: AsyncSession, actor: User, name: str, slug
 
 
 async def replace_category(
-    *, session: AsyncSession, actor: User, category_id: int, name: str, slug: str | None
+    *,
+    session: AsyncSession,
+    actor: User,
+    category_id: int,
+    name: str,
+    slug: str | None,
+    expected_versions: ExpectedVersions = None,
 ) -> Category:
     slug = _slug_for(name, slug)
     async with write_transaction(session):
         await require_active_admin(session, actor=actor)
-        category = await get_category(session=session, category_id=category_id)
+        category = await _category_to_change(session, category_id, expected_versions)
         return await categories_repo.update_category(session, category, name=name, slug=slug)
 
 
-async def delete_category(*, session: AsyncSession, actor: User, category_id: int) -> None:
+async def delete_category(
+    *, session: AsyncSession, actor: User, category_id: int, expected_versions: ExpectedVersions = None
+) -> None:
     """Refused while a live product uses the category (category_in_use), by the products' foreign key."""
     async with write_transaction(session):
         await require_active_admin(session, actor=actor)
-        category = await get_category(session=session, category_id=category_id)
+        category = await _category_to_change(session, category_id, expected_versions)
         await categories_repo.delete_category(session, category)

@@ -31,6 +31,12 @@ class ConflictError(ShopError):
     code = "conflict"
 
 
+class PreconditionFailedError(ShopError):
+    """A write named versions of the resource (an If-Match) of which none is current; nothing was changed."""
+
+    code = "precondition_failed"
+
+
 class AuthenticationError(ShopError):
     code = "not_authenticated"
 

@@ -13,6 +13,12 @@ ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 # Transitions after which the reserved stock goes back on the shelf.
 RESTOCKING_STATUSES = frozenset({OrderStatus.CANCELLED})
 
+# What happens to a pending order not paid by its deadline: the move an admin's cancel makes.
+EXPIRY = (OrderStatus.PENDING, OrderStatus.CANCELLED)
+
+# The statuses from which an order's owner may cancel it; an admin may wherever the machine allows.
+OWNER_CANCELLABLE = frozenset({OrderStatus.PENDING})
+
 
 def can_transition(current: OrderStatus, target: OrderStatus) -> bool:
     return target in ALLOWED_TRANSITIONS[current]

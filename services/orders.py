@@ -1,7 +1,9 @@
-"""Placing orders (atomic stock reservation, idempotency keys) and moving them through their statuses."""
+"""Placing orders (atomic stock reservation, idempotency keys), moving them through their statuses, cancelling
+them, and expiring the ones not paid in time."""
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -9,14 +11,21 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth.roles import Role
 from database.connection import write_transaction
 from database.pagination import ListRequest, Page
 from database.repositories import orders as orders_repo
 from database.repositories import products as products_repo
 from models import IdempotencyKey, Order, OrderStatus, User
-from services.access import orders_visible_to, require_active_admin
+from services.access import is_admin, orders_visible_to, require_active_admin
 from services.errors import ConflictError, NotFoundError, UnknownReferenceError
-from services.order_status import RESTOCKING_STATUSES, can_transition
+from services.order_status import EXPIRY, OWNER_CANCELLABLE, RESTOCKING_STATUSES, can_transition
+from services.preconditions import ExpectedVersions, require_version, stale
+
+logger = logging.getLogger(__name__)
+
+# Expired orders cancelled per transaction: a long backlog is worked off without one huge transaction.
+EXPIRY_BATCH_SIZE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +71,12 @@ async def place_order(
     render: RenderOrder,
     idempotency_key: str | None = None,
     idempotency_ttl: timedelta,
+    payment_ttl: timedelta | None = None,
 ) -> PlacedOrder:
-    """Reserve every line's stock at its current price and record the order, all or nothing."""
+    """Reserve every line's stock at its current price and record the order, all or nothing.
+
+    With `payment_ttl`, the order expires (is cancelled, its stock put back) unless paid within that time.
+    """
     now = datetime.now(UTC)
     request_hash = fingerprint(lines)
     if idempotency_key is not None:
@@ -85,7 +98,8 @@ async def place_order(
                 record = await orders_repo.get_idempotency_key(session, user_id=user_id, key=idempotency_key)
                 return _replay(record, request_hash)
 
-        order = await _reserve_and_record(session, user_id=user_id, lines=lines, now=now)
+        expires_at = now + payment_ttl if payment_ttl else None
+        order = await _reserve_and_record(session, user_id=user_id, lines=lines, now=now, expires_at=expires_at)
         body = render(order)
         if key_id is not None:
             await orders_repo.complete_idempotency_key(session, key_id=key_id, order_id=order.id, response_body=body)
@@ -93,7 +107,7 @@ async def place_order(
 
 
 async def _reserve_and_record(
-    session: AsyncSession, *, user_id: int, lines: Sequence[OrderLine], now: datetime
+    session: AsyncSession, *, user_id: int, lines: Sequence[OrderLine], now: datetime, expires_at: datetime | None
 ) -> Order:
     wanted = {line.product_id for line in lines}
     missing = wanted - await products_repo.live_product_ids(session, wanted)
@@ -112,7 +126,9 @@ async def _reserve_and_record(
     total = sum((price * quantity for _, quantity, price in items), Decimal("0.00"))
     by_request_order = {line.product_id: index for index, line in enumerate(lines)}
     items.sort(key=lambda item: by_request_order[item[0]])
-    return await orders_repo.add_order(session, user_id=user_id, total=total, items=items, now=now)
+    return await orders_repo.add_order(
+        session, user_id=user_id, total=total, items=items, now=now, expires_at=expires_at
+    )
 
 
 async def get_order(*, session: AsyncSession, actor: User, order_id: int) -> Order:
@@ -132,23 +148,101 @@ async def list_orders(
     )
 
 
-async def change_order_status(*, session: AsyncSession, actor: User, order_id: int, status: OrderStatus) -> Order:
+async def change_order_status(
+    *,
+    session: AsyncSession,
+    actor: User,
+    order_id: int,
+    status: OrderStatus,
+    expected_versions: ExpectedVersions = None,
+) -> Order:
     """Move an order along the status machine; cancelling puts its stock back, in the same transaction."""
     now = datetime.now(UTC)
     async with write_transaction(session):
         await require_active_admin(session, actor=actor)
         order = await get_order(session=session, actor=actor, order_id=order_id)
-        current = order.status
-        refused = ConflictError(
-            f"An order cannot go from {current.value} to {status.value}", code="invalid_status_transition"
-        )
-        if not can_transition(current, status):
-            raise refused
-        # Conditional on the status we read: of two concurrent changes, one wins and the other is refused.
-        if not await orders_repo.change_status(
-            session, order_id=order_id, from_status=current, to_status=status, now=now
-        ):
-            raise refused
-        if status in RESTOCKING_STATUSES:
-            await products_repo.restore_stock(session, [(item.product_id, item.quantity) for item in order.items])
+        await _move(session, order, status, expected_versions=expected_versions, now=now)
     return await get_order(session=session, actor=actor, order_id=order_id)
+
+
+async def cancel_order(
+    *, session: AsyncSession, actor: User, order_id: int, expected_versions: ExpectedVersions = None
+) -> Order:
+    """Cancel an order and put its stock back: its owner may while it is pending, an admin while the machine
+    allows (pending or paid). Another user's order is reported missing, as reading it is; guests own none."""
+    if not actor.role.includes(Role.USER):
+        raise NotFoundError(f"Order {order_id} not found")
+    as_admin = is_admin(actor)
+    now = datetime.now(UTC)
+    async with write_transaction(session):
+        if as_admin:
+            await require_active_admin(session, actor=actor)
+        order = await get_order(session=session, actor=actor, order_id=order_id)
+        await _move(
+            session,
+            order,
+            OrderStatus.CANCELLED,
+            expected_versions=expected_versions,
+            now=now,
+            only_from=None if as_admin else OWNER_CANCELLABLE,
+        )
+    return await get_order(session=session, actor=actor, order_id=order_id)
+
+
+async def _move(
+    session: AsyncSession,
+    order: Order,
+    target: OrderStatus,
+    *,
+    expected_versions: ExpectedVersions,
+    now: datetime,
+    only_from: frozenset[OrderStatus] | None = None,
+) -> None:
+    """Take an order, read in the caller's transaction, to `target`, if the status machine (and `only_from`)
+    allows; stock goes back when the move calls for it. The precondition is judged first (HTTP puts 412 before
+    the method's own refusals)."""
+    require_version(order.version, expected_versions, what=f"Order {order.id}")
+    current = order.status
+    refused = ConflictError(
+        f"An order cannot go from {current.value} to {target.value}", code="invalid_status_transition"
+    )
+    if not can_transition(current, target) or (only_from is not None and current not in only_from):
+        raise refused
+    if target is OrderStatus.PAID and order.expires_at is not None and order.expires_at <= now:
+        raise ConflictError(
+            f"Order {order.id} expired at {order.expires_at.isoformat()} and can no longer be paid",
+            code="order_expired",
+        )
+    # Conditional on the version we read: of two concurrent changes, one wins and the other is refused.
+    if not await orders_repo.change_status(
+        session, order_id=order.id, version=order.version, to_status=target, now=now
+    ):
+        raise stale(f"Order {order.id}") if expected_versions is not None else refused
+    if target in RESTOCKING_STATUSES:
+        await products_repo.restore_stock(session, [(item.product_id, item.quantity) for item in order.items])
+
+
+async def expire_orders(
+    *, session: AsyncSession, now: datetime | None = None, batch_size: int = EXPIRY_BATCH_SIZE
+) -> int:
+    """Cancel every pending order whose payment deadline has passed and put its stock back; how many were.
+
+    Any number of processes may run this at once: each order is claimed by one conditional UPDATE, so it is
+    cancelled, and its stock restored, exactly once, and never after a payment or a cancellation got to it first.
+    """
+    now = now or datetime.now(UTC)
+    from_status, to_status = EXPIRY
+    expired = 0
+    while True:
+        async with write_transaction(session):
+            claimed = await orders_repo.claim_expired_orders(
+                session, now=now, limit=batch_size, from_status=from_status, to_status=to_status
+            )
+            if claimed and to_status in RESTOCKING_STATUSES:
+                await products_repo.restore_stock(session, await orders_repo.ordered_quantities(session, claimed))
+        expired += len(claimed)
+        if len(claimed) < batch_size:
+            break
+    if expired:
+        logger.info("cancelled %d orders not paid by their deadline", expired)
+    return expired

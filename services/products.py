@@ -14,6 +14,7 @@ from models import Product, User
 from services.access import require_active_admin
 from services.catalogue import ProductFilter
 from services.errors import NotFoundError
+from services.preconditions import ExpectedVersions, require_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +35,23 @@ async def list_products(*, session: AsyncSession, filters: ProductFilter, page: 
     return await products_repo.list_products(session, filters, page)
 
 
+def _not_found(product_id: int) -> NotFoundError:
+    return NotFoundError(f"Product {product_id} not found")
+
+
 async def get_product(*, session: AsyncSession, product_id: int) -> Product:
     product = await products_repo.get_live_product(session, product_id)
     if product is None:
-        raise NotFoundError(f"Product {product_id} not found")
+        raise _not_found(product_id)
+    return product
+
+
+async def _product_to_change(session: AsyncSession, product_id: int, expected_versions: ExpectedVersions) -> Product:
+    """The live product a write is about to change, locked until commit, if it is at an expected version."""
+    product = await products_repo.get_live_product(session, product_id, for_update=True)
+    if product is None:
+        raise _not_found(product_id)
+    require_version(product.version, expected_versions, what=f"Product {product_id}")
     return product
 
 
@@ -59,16 +73,25 @@ async def create_product(*, session: AsyncSession, actor: User, data: ProductDat
         return await products_repo.add_product(session, **fields)
 
 
-async def replace_product(*, session: AsyncSession, actor: User, product_id: int, data: ProductData) -> Product:
+async def replace_product(
+    *,
+    session: AsyncSession,
+    actor: User,
+    product_id: int,
+    data: ProductData,
+    expected_versions: ExpectedVersions = None,
+) -> Product:
     fields = _fields(data)
     async with write_transaction(session):
         await require_active_admin(session, actor=actor)
-        product = await get_product(session=session, product_id=product_id)
+        product = await _product_to_change(session, product_id, expected_versions)
         return await products_repo.update_product(session, product, **fields)
 
 
-async def delete_product(*, session: AsyncSession, actor: User, product_id: int) -> None:
+async def delete_product(
+    *, session: AsyncSession, actor: User, product_id: int, expected_versions: ExpectedVersions = None
+) -> None:
     async with write_transaction(session):
         await require_active_admin(session, actor=actor)
-        product = await get_product(session=session, product_id=product_id)
+        product = await _product_to_change(session, product_id, expected_versions)
         await products_repo.soft_delete_product(session, product, now=datetime.now(UTC))

@@ -12,6 +12,7 @@ from database.repositories import users as users_repo
 from models import User
 from services.access import require_active_admin, require_may_read_user
 from services.errors import ConflictError, NotFoundError
+from services.preconditions import ExpectedVersions, require_version
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,13 @@ async def list_users(*, session: AsyncSession, page: ListRequest) -> Page[User]:
 
 
 async def update_user(
-    *, session: AsyncSession, actor: User, user_id: int, role: Role | None, is_active: bool | None
+    *,
+    session: AsyncSession,
+    actor: User,
+    user_id: int,
+    role: Role | None,
+    is_active: bool | None,
+    expected_versions: ExpectedVersions = None,
 ) -> User:
     """Change a user's role or active flag; both take effect on that user's next request."""
     if user_id == actor.id and ((role is not None and role != actor.role) or is_active is False):
@@ -72,6 +79,7 @@ async def update_user(
         await require_active_admin(session, actor=actor, changing_user=user_id)
         # Loaded and locked by the check above: this comes from the session, without another query.
         user = await get_user(session=session, actor=actor, user_id=user_id)
+        require_version(user.version, expected_versions, what=f"User {user_id}")
         if role is not None:
             user.role = role
         if is_active is not None:

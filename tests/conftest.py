@@ -185,6 +185,8 @@ class Backend:
             "log_level": "WARNING",
             "database_pool_size": 5,
             "database_max_overflow": 20,
+            # No expiry sweeps in the background of tests that count statements; expiry tests ask for them.
+            "order_expiry_check_seconds": 3600,
         }
         values.update(overrides)
         return Settings(**values)

@@ -1,4 +1,5 @@
-"""Locust load test (`make load`): customers sign up, browse, filter, order and read their orders; an admin restocks.
+"""Locust load test (`make load`): customers sign up, browse, filter, order, cancel and read their orders, reading
+products and orders conditionally; an admin restocks with If-Match.
 
 Run it against a server started with the same ADMIN_USERNAME and ADMIN_PASSWORD in its environment (the server
 creates that admin at start-up; this file reads the two variables to sign in as it) and with rate limiting off
@@ -9,10 +10,14 @@ creates that admin at start-up; this file reads the two variables to sign in as 
 
 It seeds what it needs: at the start the admin creates a category and a catalogue, some of it with little stock.
 Each customer signs up and logs in once (bcrypt runs on each: at BCRYPT_ROUNDS=12 sign-ups take a while on a small
-machine), then browses and filters the catalogue, views products, places orders and reads its own orders. The
-admin user puts stock back. An order refused with 409 `insufficient_stock` is an expected business refusal: it is
-not a failure, and it is counted on its own line ("BUSINESS insufficient_stock") and in the summary at the end.
-Anything else unexpected is a failure, and locust then exits non-zero.
+machine), then browses and filters the catalogue, views products and its orders (sending the ETag it last saw as
+If-None-Match: a 304 is a success), places orders, cancels some of them and reads its own orders. The admin user
+puts stock back: it reads a product and writes the new stock with that read's ETag as If-Match. These are expected
+business refusals, not failures, counted on their own lines ("BUSINESS <code>") and in the summary at the end: an
+order refused with 409 `insufficient_stock`; a cancellation refused with 409 `invalid_status_transition` (the
+order expired or was cancelled first); a restock refused with 412 `precondition_failed` (an order took stock
+between the read and the write; nothing was overwritten). Anything else unexpected is a failure, and locust then
+exits non-zero.
 """
 
 import itertools
@@ -100,6 +105,8 @@ class Customer(HttpUser):
     wait_time = between(0.5, 2)
 
     def on_start(self) -> None:
+        self.etags: dict[str, str] = {}  # URL -> the ETag last received for it
+        self.pending: list[int] = []  # orders this customer placed and has not tried to cancel
         username = f"load_{_run}_{next(_sequence)}"
         body = {"username": username, "email": f"{username}@example.com", "password": PASSWORD}
         self.client.post(f"{API}/auth/register", json=body, name="/auth/register")
@@ -123,10 +130,20 @@ class Customer(HttpUser):
             params["q"] = "item 1"
         self.client.get(f"{API}/products", params=params, name="/products?filters")
 
+    def conditional_get(self, url: str, name: str) -> None:
+        """GET with the ETag last seen for `url` as If-None-Match; 304 and 200 both succeed."""
+        headers = {"If-None-Match": self.etags[url]} if url in self.etags else {}
+        with self.client.get(url, headers=headers, name=name, catch_response=True) as response:
+            if response.status_code in (200, 304):
+                self.etags[url] = response.headers.get("ETag", self.etags.get(url, ""))
+                response.success()
+            else:
+                response.failure(f"unexpected {response.status_code}: {response.text[:200]}")
+
     @task(3)
     def view_product(self) -> None:
         product_id = random.choice(catalogue["product_ids"])
-        self.client.get(f"{API}/products/{product_id}", name="/products/{id}")
+        self.conditional_get(f"{API}/products/{product_id}", "/products/{id}")
 
     @task(1)
     def view_categories(self) -> None:
@@ -139,6 +156,7 @@ class Customer(HttpUser):
         started = time.perf_counter()
         with self.client.post(f"{API}/orders", json=body, name="/orders [POST]", catch_response=True) as response:
             if response.status_code == 201:
+                self.pending.append(response.json()["id"])
                 response.success()
             elif response.status_code == 409 and response.json().get("code") == "insufficient_stock":
                 response.success()
@@ -146,9 +164,30 @@ class Customer(HttpUser):
             else:
                 response.failure(f"unexpected {response.status_code}: {response.text[:200]}")
 
+    @task(1)
+    def cancel_order(self) -> None:
+        if not self.pending:
+            return
+        order_id = self.pending.pop(random.randrange(len(self.pending)))
+        started = time.perf_counter()
+        url = f"{API}/orders/{order_id}/cancel"
+        with self.client.post(url, name="/orders/{id}/cancel", catch_response=True) as response:
+            if response.status_code == 200:
+                response.success()
+            elif response.status_code == 409 and response.json().get("code") == "invalid_status_transition":
+                response.success()
+                count_refusal(self.environment, "invalid_status_transition", started)
+            else:
+                response.failure(f"unexpected {response.status_code}: {response.text[:200]}")
+
     @task(2)
     def read_own_orders(self) -> None:
         self.client.get(f"{API}/orders", params={"size": 10}, name="/orders")
+
+    @task(1)
+    def view_own_order(self) -> None:
+        if self.pending:
+            self.conditional_get(f"{API}/orders/{random.choice(self.pending)}", "/orders/{id}")
 
 
 class StockKeeper(HttpUser):
@@ -168,4 +207,17 @@ class StockKeeper(HttpUser):
         product = response.json()
         body = {name: product[name] for name in ("name", "description", "price", "category_id")}
         body["stock"] = product["stock"] + random.randint(1, 5)
-        self.client.put(f"{API}/products/{product_id}", json=body, name="/products/{id} [PUT restock]")
+        started = time.perf_counter()
+        # Conditional on the read: a stock level orders have changed since is refused, not written over.
+        headers = {"If-Match": response.headers["ETag"]}
+        url = f"{API}/products/{product_id}"
+        with self.client.put(
+            url, json=body, headers=headers, name="/products/{id} [PUT restock]", catch_response=True
+        ) as written:
+            if written.status_code == 200:
+                written.success()
+            elif written.status_code == 412:
+                written.success()
+                count_refusal(self.environment, "precondition_failed", started)
+            else:
+                written.failure(f"unexpected {written.status_code}: {written.text[:200]}")

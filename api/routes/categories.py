@@ -2,8 +2,9 @@
 
 from fastapi import Response, status
 
+from api.conditional import IfMatch, IfNoneMatch, tagged
 from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
-from api.openapi import LOCATION_HEADER, PROTECTED, problems
+from api.openapi import CONDITIONAL_READ, CONDITIONAL_WRITE, LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
 from api.routing import api_router
 from api.schemas import CategoryIn, CategoryOut, Page, PathId
@@ -19,11 +20,12 @@ async def list_categories(_user: CurrentUser, session: SessionDep, page: PageDep
     return ModelResponse(paging.page_of(CategoryOut, result))
 
 
-@router.get("/{id}", response_model=CategoryOut, responses=problems(404), summary="A category")
-async def read_category(_user: CurrentUser, category_id: PathId, session: SessionDep) -> ModelResponse:
-    return ModelResponse(
-        CategoryOut.model_validate(await categories_service.get_category(session=session, category_id=category_id))
-    )
+@router.get("/{id}", response_model=CategoryOut, responses={**problems(404), **CONDITIONAL_READ}, summary="A category")
+async def read_category(
+    _user: CurrentUser, category_id: PathId, session: SessionDep, if_none_match: IfNoneMatch
+) -> Response:
+    category = await categories_service.get_category(session=session, category_id=category_id)
+    return tagged(CategoryOut, category, if_none_match=if_none_match)
 
 
 @router.post(
@@ -38,20 +40,34 @@ async def create_category(admin: Admin, body: CategoryIn, session: SessionDep) -
     return created(CategoryOut.model_validate(category), f"{API_PREFIX}/categories/{category.id}")
 
 
-@router.put("/{id}", response_model=CategoryOut, responses=problems(404, 409), summary="Replace a category (admin)")
-async def replace_category(admin: Admin, category_id: PathId, body: CategoryIn, session: SessionDep) -> ModelResponse:
+@router.put(
+    "/{id}",
+    response_model=CategoryOut,
+    responses={**problems(404, 409), **CONDITIONAL_WRITE},
+    summary="Replace a category (admin)",
+)
+async def replace_category(
+    admin: Admin, category_id: PathId, body: CategoryIn, session: SessionDep, if_match: IfMatch
+) -> Response:
     category = await categories_service.replace_category(
-        session=session, actor=admin, category_id=category_id, name=body.name, slug=body.slug
+        session=session,
+        actor=admin,
+        category_id=category_id,
+        name=body.name,
+        slug=body.slug,
+        expected_versions=if_match,
     )
-    return ModelResponse(CategoryOut.model_validate(category))
+    return tagged(CategoryOut, category)
 
 
 @router.delete(
     "/{id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problems(404, 409),
+    responses=problems(404, 409, 412),
     summary="Delete a category no product uses (admin)",
 )
-async def delete_category(admin: Admin, category_id: PathId, session: SessionDep) -> Response:
-    await categories_service.delete_category(session=session, actor=admin, category_id=category_id)
+async def delete_category(admin: Admin, category_id: PathId, session: SessionDep, if_match: IfMatch) -> Response:
+    await categories_service.delete_category(
+        session=session, actor=admin, category_id=category_id, expected_versions=if_match
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

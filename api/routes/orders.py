@@ -1,4 +1,5 @@
-"""Orders: placing them (with optional Idempotency-Key), reading them, and moving them along their statuses."""
+"""Orders: placing them (with optional Idempotency-Key), reading them, cancelling them, and moving them along
+their statuses."""
 
 from datetime import timedelta
 from typing import Annotated
@@ -6,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
+from api.conditional import IfMatch, IfNoneMatch, tagged
 from api.dependencies import (
     API_PREFIX,
     Admin,
@@ -16,7 +18,7 @@ from api.dependencies import (
     SessionDep,
     SettingsDep,
 )
-from api.openapi import LOCATION_HEADER, PROTECTED, problems
+from api.openapi import CONDITIONAL_READ, CONDITIONAL_WRITE, LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse
 from api.routing import api_router
 from api.schemas import IdParam, OrderIn, OrderOut, OrderStatusIn, Page, PathId
@@ -32,6 +34,15 @@ router = api_router(prefix=f"{API_PREFIX}/orders", tags=["orders"], responses=PR
 
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_REPLAYED_HEADER = "Idempotency-Replayed"
+CREATED_HEADERS = {
+    **LOCATION_HEADER,
+    IDEMPOTENCY_REPLAYED_HEADER: {
+        "description": "`true` on a repeat answered with the first order (same Idempotency-Key and body); "
+        "absent on the request that created it",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
 
 
 def render_order(order: Order) -> str:
@@ -68,12 +79,14 @@ IdempotencyKey = Annotated[str | None, Depends(idempotency_key_header)]
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=OrderOut,
-    responses={201: {"headers": LOCATION_HEADER}, **problems(400, 409)},
+    responses={201: {"headers": CREATED_HEADERS}, **problems(400, 409)},
     summary="Place an order (user, admin): all lines' stock is reserved at once, or nothing changes",
     description=(
         "Unit prices come from the catalogue at this moment and `total` is computed by the server. "
         "With an `Idempotency-Key`, a repeat of the same body within 24 hours returns the first order again "
-        "(201, same body) and changes nothing; a different body with the same key is 409."
+        "(201, same body, `Idempotency-Replayed: true`) and changes nothing; a different body with the same key "
+        "is 409. A new order is `pending` until paid; unless it is paid by `expires_at` (null when the shop sets "
+        "no payment deadline), it is cancelled and its stock put back."
     ),
 )
 async def place_order(
@@ -91,17 +104,18 @@ async def place_order(
             render=render_order,
             idempotency_key=idempotency_key,
             idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+            payment_ttl=timedelta(seconds=settings.order_payment_ttl_seconds),
         )
     except ShopError as refused:
         ORDERS_REFUSED.labels(code=refused.code).inc()
         raise
-    if not placed.replayed:
+    headers = {"Location": f"{API_PREFIX}/orders/{placed.order_id}"}
+    if placed.replayed:
+        headers[IDEMPOTENCY_REPLAYED_HEADER] = "true"
+    else:
         ORDERS_PLACED.inc()
     return Response(
-        content=placed.body,
-        status_code=status.HTTP_201_CREATED,
-        media_type="application/json",
-        headers={"Location": f"{API_PREFIX}/orders/{placed.order_id}"},
+        content=placed.body, status_code=status.HTTP_201_CREATED, media_type="application/json", headers=headers
     )
 
 
@@ -126,24 +140,43 @@ async def list_orders(
     return ModelResponse(paging.page_of(OrderOut, result))
 
 
-@router.get("/{id}", response_model=OrderOut, responses=problems(404), summary="An order (its owner, or an admin)")
-async def read_order(user: CurrentUser, order_id: PathId, session: SessionDep) -> ModelResponse:
+@router.get(
+    "/{id}",
+    response_model=OrderOut,
+    responses={**problems(404), **CONDITIONAL_READ},
+    summary="An order (its owner, or an admin)",
+)
+async def read_order(user: CurrentUser, order_id: PathId, session: SessionDep, if_none_match: IfNoneMatch) -> Response:
     order = await orders_service.get_order(session=session, actor=user, order_id=order_id)
-    return ModelResponse(OrderOut.model_validate(order))
+    return tagged(OrderOut, order, if_none_match=if_none_match)
 
 
 @router.patch(
     "/{id}/status",
     response_model=OrderOut,
-    responses=problems(404, 409),
+    responses={**problems(404, 409), **CONDITIONAL_WRITE},
     summary="Change an order's status (admin)",
-    description=f"Allowed transitions: {describe_transitions()}. Anything else is 409 `invalid_status_transition`. "
-    "Cancelling puts the stock back.",
+    description=f"Allowed transitions: {describe_transitions()}. Anything else is 409 `invalid_status_transition`; "
+    "paying a pending order from its `expires_at` on is 409 `order_expired`. Cancelling puts the stock back.",
 )
 async def change_order_status(
-    admin: Admin, order_id: PathId, body: OrderStatusIn, session: SessionDep
-) -> ModelResponse:
+    admin: Admin, order_id: PathId, body: OrderStatusIn, session: SessionDep, if_match: IfMatch
+) -> Response:
     order = await orders_service.change_order_status(
-        session=session, actor=admin, order_id=order_id, status=body.status
+        session=session, actor=admin, order_id=order_id, status=body.status, expected_versions=if_match
     )
-    return ModelResponse(OrderOut.model_validate(order))
+    return tagged(OrderOut, order)
+
+
+@router.post(
+    "/{id}/cancel",
+    response_model=OrderOut,
+    responses={**problems(404, 409), **CONDITIONAL_WRITE},
+    summary="Cancel an order (its owner while pending; an admin while pending or paid); its stock goes back",
+    description="Any other status is 409 `invalid_status_transition`. Another user's order is 404, as reading it is.",
+)
+async def cancel_order(user: CurrentUser, order_id: PathId, session: SessionDep, if_match: IfMatch) -> Response:
+    order = await orders_service.cancel_order(
+        session=session, actor=user, order_id=order_id, expected_versions=if_match
+    )
+    return tagged(OrderOut, order)

@@ -5,8 +5,9 @@ from typing import Annotated
 
 from fastapi import Query, Response, status
 
+from api.conditional import IfMatch, IfNoneMatch, tagged
 from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
-from api.openapi import LOCATION_HEADER, PROTECTED, problems
+from api.openapi import CONDITIONAL_READ, CONDITIONAL_WRITE, LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
 from api.routing import api_router
 from api.schemas import IdParam, NoNul, Page, PathId, ProductIn, ProductOut, ProductSort
@@ -51,11 +52,18 @@ async def list_products(
     return ModelResponse(paging.page_of(ProductOut, result))
 
 
-@router.get("/{id}", response_model=ProductOut, responses=problems(404), summary="A product")
-async def read_product(_user: CurrentUser, product_id: PathId, session: SessionDep) -> ModelResponse:
-    return ModelResponse(
-        ProductOut.model_validate(await products_service.get_product(session=session, product_id=product_id))
-    )
+@router.get(
+    "/{id}",
+    response_model=ProductOut,
+    responses={**problems(404), **CONDITIONAL_READ},
+    summary="A product",
+    description="Its ETag changes with every change, stock taken or put back by orders included.",
+)
+async def read_product(
+    _user: CurrentUser, product_id: PathId, session: SessionDep, if_none_match: IfNoneMatch
+) -> Response:
+    product = await products_service.get_product(session=session, product_id=product_id)
+    return tagged(ProductOut, product, if_none_match=if_none_match)
 
 
 @router.post(
@@ -70,20 +78,31 @@ async def create_product(admin: Admin, body: ProductIn, session: SessionDep) -> 
     return created(ProductOut.model_validate(product), f"{API_PREFIX}/products/{product.id}")
 
 
-@router.put("/{id}", response_model=ProductOut, responses=problems(400, 404), summary="Replace a product (admin)")
-async def replace_product(admin: Admin, product_id: PathId, body: ProductIn, session: SessionDep) -> ModelResponse:
+@router.put(
+    "/{id}",
+    response_model=ProductOut,
+    responses={**problems(400, 404), **CONDITIONAL_WRITE},
+    summary="Replace a product (admin)",
+    description="Send the ETag read with the product as If-Match, so that a restock based on a stock level "
+    "orders have changed since is refused (412) rather than written over it.",
+)
+async def replace_product(
+    admin: Admin, product_id: PathId, body: ProductIn, session: SessionDep, if_match: IfMatch
+) -> Response:
     product = await products_service.replace_product(
-        session=session, actor=admin, product_id=product_id, data=_data(body)
+        session=session, actor=admin, product_id=product_id, data=_data(body), expected_versions=if_match
     )
-    return ModelResponse(ProductOut.model_validate(product))
+    return tagged(ProductOut, product)
 
 
 @router.delete(
     "/{id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problems(404),
+    responses=problems(404, 412),
     summary="Remove a product from the catalogue (admin); orders holding it keep their items",
 )
-async def delete_product(admin: Admin, product_id: PathId, session: SessionDep) -> Response:
-    await products_service.delete_product(session=session, actor=admin, product_id=product_id)
+async def delete_product(admin: Admin, product_id: PathId, session: SessionDep, if_match: IfMatch) -> Response:
+    await products_service.delete_product(
+        session=session, actor=admin, product_id=product_id, expected_versions=if_match
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -12,8 +12,11 @@ async def list_categories(session: AsyncSession, page: ListRequest) -> Page[Cate
     return await fetch_page(session, select(Category), page, Keyset.of(Category.name, Category.id))
 
 
-async def get_category(session: AsyncSession, category_id: int) -> Category | None:
-    return await session.get(Category, category_id)
+async def get_category(session: AsyncSession, category_id: int, *, for_update: bool = False) -> Category | None:
+    """A category; `for_update`: one a write is about to change, read afresh and locked until commit."""
+    if not for_update:
+        return await session.get(Category, category_id)
+    return await session.get(Category, category_id, with_for_update={"key_share": True}, populate_existing=True)
 
 
 async def add_category(session: AsyncSession, *, name: str, slug: str) -> Category:

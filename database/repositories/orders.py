@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -14,10 +14,16 @@ from models import IdempotencyKey, Order, OrderItem, OrderStatus
 
 
 async def add_order(
-    session: AsyncSession, *, user_id: int, total: Decimal, items: Sequence[tuple[int, int, Decimal]], now: datetime
+    session: AsyncSession,
+    *,
+    user_id: int,
+    total: Decimal,
+    items: Sequence[tuple[int, int, Decimal]],
+    now: datetime,
+    expires_at: datetime | None,
 ) -> Order:
     """Insert an order with its (product_id, quantity, unit price) items."""
-    order = Order(user_id=user_id, total=total, created_at=now, updated_at=now)
+    order = Order(user_id=user_id, total=total, created_at=now, updated_at=now, expires_at=expires_at)
     order.items = [OrderItem(product_id=pid, quantity=quantity, price=price) for pid, quantity, price in items]
     session.add(order)
     await session.flush()
@@ -48,16 +54,57 @@ async def list_orders(
 
 
 async def change_status(
-    session: AsyncSession, *, order_id: int, from_status: OrderStatus, to_status: OrderStatus, now: datetime
+    session: AsyncSession, *, order_id: int, version: int, to_status: OrderStatus, now: datetime
 ) -> bool:
-    """Move an order from one status to another; False when it was no longer in `from_status`."""
+    """Move an order to `to_status` if it is still at `version`; False when it changed since it was read.
+
+    Every change bumps the version, so of two concurrent changes one wins and the other finds nothing to update.
+    An order that leaves pending has no payment deadline any more.
+    """
     result = await session.execute(
         update(Order)
-        .where(Order.id == order_id, Order.status == from_status)
-        .values(status=to_status, updated_at=now)
+        .where(Order.id == order_id, Order.version == version)
+        .values(status=to_status, updated_at=now, expires_at=None)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)
+
+
+async def claim_expired_orders(
+    session: AsyncSession, *, now: datetime, limit: int, from_status: OrderStatus, to_status: OrderStatus
+) -> list[int]:
+    """Move up to `limit` orders in `from_status` whose deadline has passed to `to_status`; their ids.
+
+    One conditional UPDATE claims them: an order another transaction changed first no longer matches, so it is
+    claimed once however many sweepers run. On PostgreSQL, orders another transaction has locked (a payment, a
+    sweeper on another process) are skipped rather than waited for. SQLite has no FOR UPDATE, and needs none:
+    its writers run one at a time.
+    """
+    due = (
+        select(Order.id)
+        .where(Order.status == from_status, Order.expires_at <= now)
+        .order_by(Order.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(
+        update(Order)
+        .where(Order.id.in_(due), Order.status == from_status)
+        .values(status=to_status, updated_at=now, expires_at=None)
+        .returning(Order.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(result.scalars())
+
+
+async def ordered_quantities(session: AsyncSession, order_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """(product_id, quantity) summed over the items of these orders."""
+    query = (
+        select(OrderItem.product_id, func.sum(OrderItem.quantity))
+        .where(OrderItem.order_id.in_(order_ids))
+        .group_by(OrderItem.product_id)
+    )
+    return [(product_id, int(quantity)) for product_id, quantity in (await session.execute(query)).all()]
 
 
 async def get_idempotency_key(session: AsyncSession, *, user_id: int, key: str) -> IdempotencyKey | None:

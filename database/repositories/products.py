@@ -52,8 +52,15 @@ async def list_products(session: AsyncSession, filters: ProductFilter, page: Lis
     return await fetch_page(session, select(Product).where(*_conditions(filters)), page, order)
 
 
-async def get_live_product(session: AsyncSession, product_id: int) -> Product | None:
+async def get_live_product(session: AsyncSession, product_id: int, *, for_update: bool = False) -> Product | None:
+    """A product that is not deleted.
+
+    `for_update`: the row a write is about to change, read afresh and locked until commit, so that its version
+    cannot move between the read and the write. (FOR NO KEY UPDATE: order items' foreign-key locks pass.)
+    """
     query = select(Product).where(Product.id == product_id, Product.deleted_at.is_(None))
+    if for_update:
+        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
     return (await session.scalars(query)).first()
 
 
@@ -81,7 +88,8 @@ async def reserve_stock(session: AsyncSession, *, product_id: int, quantity: int
     """Take `quantity` off the stock if that much is there, returning the unit price at that moment.
 
     One conditional UPDATE: the database's row lock makes check and decrement a single step, on any number of
-    processes, so stock can never be oversold or go negative.
+    processes, so stock can never be oversold or go negative. Like every UPDATE of a product, it bumps the
+    version (the column's onupdate): the product's ETag changes with its stock.
     """
     statement = (
         update(Product)
@@ -94,7 +102,10 @@ async def reserve_stock(session: AsyncSession, *, product_id: int, quantity: int
 
 
 async def restore_stock(session: AsyncSession, lines: Sequence[tuple[int, int]]) -> None:
-    """Put (product_id, quantity) back on the shelf, in product order so concurrent restores cannot deadlock."""
+    """Put (product_id, quantity) back on the shelf, in product order so concurrent restores cannot deadlock.
+
+    Each UPDATE bumps the product's version, as reserve_stock does.
+    """
     for product_id, quantity in sorted(lines):
         await session.execute(
             update(Product)

@@ -201,6 +201,7 @@ OPERATION_IDS = {
     ("get", "/api/v1/orders"): "listOrders",
     ("get", "/api/v1/orders/{id}"): "readOrder",
     ("patch", "/api/v1/orders/{id}/status"): "changeOrderStatus",
+    ("post", "/api/v1/orders/{id}/cancel"): "cancelOrder",
     ("get", "/health"): "health",
     ("get", "/ready"): "ready",
     ("get", "/metrics"): "metrics",

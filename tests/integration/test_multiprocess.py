@@ -25,7 +25,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.conftest import PROJECT_ROOT, REQUIRE_SERVICES, TEST_DATABASE_URL, TEST_REDIS_URL, alembic_config, in_thread
-from tests.helpers import PASSWORD, bearer, unique
+from tests.helpers import PASSWORD, bearer, unique, wait_for_lock_waiters
 from tests.prometheus_text import sample_value
 from tests.servers import START_SECONDS, Server, free_port, launch, stop, wait_until_ready
 
@@ -404,5 +404,141 @@ async def test_admins_on_two_processes_demoting_each_other_leave_one_admin(deplo
                 assert refused.json()["code"] == "insufficient_role"
                 async with engine.connect() as connection:
                     assert await connection.scalar(ACTIVE_ADMINS, {"a": first_id, "b": second_id}) == 1
+    finally:
+        await engine.dispose()
+
+
+# Orders expire two seconds after they are placed, swept twice a second by every worker.
+PAYMENT_TTL_SECONDS = 2
+EXPIRY_CHECK_SECONDS = 0.5
+# Guards a wait that went wrong, not a speed requirement.
+EXPIRY_WAIT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class ServerPair:
+    a: Server
+    b: Server
+    database_url: str
+
+
+@pytest.fixture(scope="module")
+def expiring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPair]:
+    """Two more servers (one worker, and two) on a database of their own, whose orders expire within seconds.
+
+    Apart from `deployment`, whose orders must not expire under its tests; no rate limit, as these tests make
+    many requests per user.
+    """
+    _, redis_url = _services()
+    folder = tmp_path_factory.mktemp("expiring")
+    with _empty_database() as database_url:
+        common = {
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "RATE_LIMIT_ENABLED": "false",
+            "ORDER_PAYMENT_TTL_SECONDS": str(PAYMENT_TTL_SECONDS),
+            "ORDER_EXPIRY_CHECK_SECONDS": str(EXPIRY_CHECK_SECONDS),
+        }
+        servers = [
+            _start("C", workers=1, log=folder / "c.log", **common),
+            _start("D", workers=2, log=folder / "d.log", **common),
+        ]
+        try:
+            for server in servers:
+                wait_until_ready(server)
+            yield ServerPair(servers[0], servers[1], database_url)
+        finally:
+            stop(servers)
+
+
+async def _admin_on(http: httpx.AsyncClient, server: Server) -> dict[str, str]:
+    login = await http.post(server.url("/api/v1/auth/login"), json={k: ADMIN[k] for k in ("username", "password")})
+    assert login.status_code == 200, login.text
+    return bearer(login.json()["access_token"])
+
+
+async def _new_product(http: httpx.AsyncClient, server: Server, admin: dict[str, str], stock: int) -> int:
+    body = {"name": unique("Expiring "), "price": "4.00", "stock": stock}
+    created = await http.post(server.url("/api/v1/products"), json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    return created.json()["id"]
+
+
+async def test_unpaid_orders_expire_once_across_processes(expiring):
+    c, d = expiring.a, expiring.b
+    engine = create_async_engine(expiring.database_url)
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            admin = await _admin_on(http, c)
+            product = await _new_product(http, d, admin, stock=50)
+            buyers = [bearer((await sign_up(http, server))["access_token"]) for server in (c, d)]
+            placed = []
+            for server, buyer in zip(cycle([c, d]), buyers * 4, strict=False):
+                response = await http.post(
+                    server.url("/api/v1/orders"),
+                    json={"items": [{"product_id": product, "quantity": 2}]},
+                    headers=buyer,
+                )
+                assert response.status_code == 201, response.text
+                placed.append(response.json())
+            paid = await http.patch(
+                d.url(f"/api/v1/orders/{placed[0]['id']}/status"), json={"status": "paid"}, headers=admin
+            )
+            assert paid.status_code == 200, paid.text
+
+            deadline = time.monotonic() + EXPIRY_WAIT_SECONDS
+            ids = {"ids": [order["id"] for order in placed]}
+            pending = text("SELECT count(*) FROM orders WHERE id = ANY(:ids) AND status = 'pending'")
+            while True:
+                async with engine.connect() as connection:
+                    if await connection.scalar(pending, ids) == 0:
+                        break
+                assert time.monotonic() < deadline, "orders still pending"
+                await asyncio.sleep(0.2)
+            # Several more sweeps by all three workers: nothing comes back twice.
+            await asyncio.sleep(6 * EXPIRY_CHECK_SECONDS)
+
+            left = (await http.get(c.url(f"/api/v1/products/{product}"), headers=admin)).json()["stock"]
+            shown = [(await http.get(d.url(f"/api/v1/orders/{o['id']}"), headers=admin)).json() for o in placed]
+    finally:
+        await engine.dispose()
+
+    assert left == 50 - 2
+    assert [order["status"] for order in shown] == ["paid"] + ["cancelled"] * 7
+    assert {order["expires_at"] for order in shown} == {None}
+
+
+async def test_racing_writes_with_one_if_match_on_two_processes_give_one_success(expiring):
+    c, d = expiring.a, expiring.b
+    engine = create_async_engine(expiring.database_url)
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            admin = await _admin_on(http, c)
+            for _ in range(10):
+                product = await _new_product(http, c, admin, stock=10)
+                read = await http.get(d.url(f"/api/v1/products/{product}"), headers=admin)
+                body = {name: read.json()[name] for name in ("name", "description", "price", "category_id")}
+                conditional = admin | {"If-Match": read.headers["etag"]}
+                # Both requests wait behind a lock on the row, so each has passed its checks before either writes.
+                async with engine.connect() as holder:
+                    await holder.execute(text("SELECT id FROM products WHERE id = :id FOR UPDATE"), {"id": product})
+                    racing = [
+                        asyncio.ensure_future(
+                            http.put(
+                                server.url(f"/api/v1/products/{product}"),
+                                json=body | {"stock": stock},
+                                headers=conditional,
+                            )
+                        )
+                        for server, stock in ((c, 11), (d, 12))
+                    ]
+                    await wait_for_lock_waiters(engine, racing)
+                    await holder.rollback()
+                responses = await asyncio.gather(*racing)
+
+                assert sorted(r.status_code for r in responses) == [200, 412], [r.text for r in responses]
+                winner = next(r for r in responses if r.status_code == 200)
+                now = await http.get(c.url(f"/api/v1/products/{product}"), headers=admin)
+                assert (now.json()["stock"], now.headers["etag"]) == (winner.json()["stock"], winner.headers["etag"])
     finally:
         await engine.dispose()

@@ -19,7 +19,7 @@ from tests.conftest import sqlite_only
 from tests.helpers import AppClient, assert_problem, create_product, place_order, row_counts, signed_in, stocks
 
 ORDERS = "/api/v1/orders"
-ORDER_KEYS = {"id", "user_id", "status", "total", "created_at", "updated_at", "items"}
+ORDER_KEYS = {"id", "user_id", "status", "total", "created_at", "updated_at", "expires_at", "items"}
 ITEM_KEYS = {"id", "product_id", "quantity", "price"}
 # The contract's status machine, written out here rather than taken from the code under test.
 ALLOWED = {
@@ -103,6 +103,8 @@ async def test_placing_an_order(client, admin_headers, user_headers):
     ]
     assert assert_timestamp(order["updated_at"]) >= assert_timestamp(order["created_at"])
     assert abs(assert_timestamp(order["created_at"]) - datetime.now(UTC)) < timedelta(hours=1)
+    # The default payment window (ORDER_PAYMENT_TTL_SECONDS) is half an hour.
+    assert assert_timestamp(order["expires_at"]) - assert_timestamp(order["created_at"]) == timedelta(minutes=30)
     assert await stocks(client, dear["id"], cheap["id"]) == [3, 7]
     fetched = await client.get(response.headers["location"], headers=user_headers)
     assert fetched.status_code == 200
@@ -280,7 +282,14 @@ async def test_guests_read_but_cannot_order(client, admin_headers, user_headers,
 
 @sqlite_only  # refused before any query runs
 @pytest.mark.parametrize(
-    ("method", "path"), [("POST", ORDERS), ("GET", ORDERS), ("GET", f"{ORDERS}/1"), ("PATCH", f"{ORDERS}/1/status")]
+    ("method", "path"),
+    [
+        ("POST", ORDERS),
+        ("GET", ORDERS),
+        ("GET", f"{ORDERS}/1"),
+        ("PATCH", f"{ORDERS}/1/status"),
+        ("POST", f"{ORDERS}/1/cancel"),
+    ],
 )
 async def test_every_orders_endpoint_needs_a_token(client, method, path):
     # A body that would be invalid: authentication is judged first.
@@ -407,7 +416,8 @@ async def test_allowed_status_transitions(client, admin_headers, user_headers, r
         response = await change_status(client, admin_headers, order["id"], status)
         assert response.status_code == 200, f"at {status}: {response.text}"
         changed = response.json()
-        assert changed == previous | {"status": status, "updated_at": changed["updated_at"]}
+        # Leaving pending ends the payment deadline.
+        assert changed == previous | {"status": status, "updated_at": changed["updated_at"], "expires_at": None}
         assert assert_timestamp(changed["updated_at"]) >= assert_timestamp(previous["updated_at"])
         assert (await client.get(f"{ORDERS}/{order['id']}", headers=user_headers)).json() == changed
         previous = changed
@@ -515,6 +525,9 @@ async def test_same_idempotency_key_and_body_replays_the_first_order(client, adm
     assert first.status_code == again.status_code == 201
     assert again.content == first.content
     assert again.headers["location"] == first.headers["location"]
+    # Only the repeat says it is one.
+    assert "idempotency-replayed" not in first.headers
+    assert again.headers["idempotency-replayed"] == "true"
     assert await stocks(client, product["id"]) == [8]
     assert await counts(client) == (1, 1)
 

@@ -122,6 +122,10 @@ async def owners_order(world: World, caller: str) -> Request:
     return f"{API}/orders/{await world.new_order()}", {}
 
 
+async def cancel_owners_order(world: World, caller: str) -> Request:
+    return f"{API}/orders/{await world.new_order()}/cancel", {}
+
+
 async def pay_fresh_order(world: World, caller: str) -> Request:
     return f"{API}/orders/{await world.new_order()}/status", {"json": {"status": "paid"}}
 
@@ -157,6 +161,8 @@ MATRIX = [
     # Someone else's order: it does not exist as far as a non-admin can tell.
     Row("GET", "/api/v1/orders/{id}", (401, 404, 404, 200), owners_order),
     Row("PATCH", "/api/v1/orders/{id}/status", ADMIN_200, pay_fresh_order),
+    # The owner's pending order: only the owner and admins may cancel it, and to others it does not exist.
+    Row("POST", "/api/v1/orders/{id}/cancel", (401, 404, 404, 200), cancel_owners_order),
     Row("GET", "/health", EVERYONE_200),
     Row("GET", "/ready", EVERYONE_200),
     Row("GET", "/metrics", EVERYONE_200),

@@ -151,3 +151,27 @@ def test_only_hmac_algorithms_can_be_configured(algorithm):
 def test_admin_username_follows_the_registration_rule(username):
     with pytest.raises(ValidationError, match="ADMIN_USERNAME"):
         Settings(environment="test", admin_username=username)
+
+
+def test_order_expiry_defaults_follow_the_contract(monkeypatch):
+    settings = Settings(environment="test")
+    assert (settings.order_payment_ttl_seconds, settings.order_expiry_check_seconds) == (1800, 10)
+    monkeypatch.setenv("ORDER_PAYMENT_TTL_SECONDS", "0")
+    monkeypatch.setenv("ORDER_EXPIRY_CHECK_SECONDS", "0.5")
+    settings = Settings(environment="test")
+    assert (settings.order_payment_ttl_seconds, settings.order_expiry_check_seconds) == (0, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("order_payment_ttl_seconds", -1),
+        # created_at + TTL must stay a date Python can hold.
+        ("order_payment_ttl_seconds", 10**12),
+        ("order_expiry_check_seconds", 0),
+        ("order_expiry_check_seconds", -1),
+    ],
+)
+def test_unusable_order_expiry_settings_are_refused(field, value):
+    with pytest.raises(ValidationError):
+        Settings(environment="test", **{field: value})

@@ -140,7 +140,14 @@ def test_money_is_serialised_as_a_string_with_two_decimals(amount: Decimal, text
 
 def test_an_order_total_of_a_hundred_billion_is_serialised_exactly() -> None:
     order = OrderOut(
-        id=1, user_id=1, status="pending", total=Decimal("100000000000.00"), created_at=NOW, updated_at=NOW, items=[]
+        id=1,
+        user_id=1,
+        status="pending",
+        total=Decimal("100000000000.00"),
+        created_at=NOW,
+        updated_at=NOW,
+        expires_at=None,
+        items=[],
     )
     assert json.loads(order.model_dump_json())["total"] == "100000000000.00"
 

@@ -7,7 +7,14 @@ import pytest
 from config import Settings
 from main import create_app
 from models import OrderStatus
-from services.order_status import ALLOWED_TRANSITIONS, RESTOCKING_STATUSES, can_transition, describe_transitions
+from services.order_status import (
+    ALLOWED_TRANSITIONS,
+    EXPIRY,
+    OWNER_CANCELLABLE,
+    RESTOCKING_STATUSES,
+    can_transition,
+    describe_transitions,
+)
 
 # Written out from API.md, not derived from the code under test.
 CONTRACT_TRANSITIONS = {
@@ -32,6 +39,18 @@ def test_every_status_has_an_entry():
 
 def test_only_cancelling_puts_stock_back():
     assert set(RESTOCKING_STATUSES) == {OrderStatus.CANCELLED}
+
+
+def test_expiry_is_the_machine_s_cancel_of_a_pending_order():
+    source, target = EXPIRY
+    assert (source, target) == (OrderStatus.PENDING, OrderStatus.CANCELLED)
+    assert can_transition(source, target)
+    assert target in RESTOCKING_STATUSES
+
+
+def test_owners_cancel_only_what_the_machine_lets_go_to_cancelled():
+    assert set(OWNER_CANCELLABLE) == {OrderStatus.PENDING}
+    assert all(can_transition(status, OrderStatus.CANCELLED) for status in OWNER_CANCELLABLE)
 
 
 def _parse_description(text: str) -> set[tuple[str, str]]:
