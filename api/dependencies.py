@@ -14,7 +14,8 @@ from auth.roles import Role
 from config import Settings
 from database.pagination import PageRequest
 from models import User
-from services.access import insufficient_role, orders_visible_to, require_may_read_user
+from services.access import insufficient_role, orders_visible_to, require_may_read_user, require_verified_email
+from services.account_mail import AccountMail
 from services.auth import AuthService
 from services.errors import AuthenticationError
 
@@ -42,6 +43,10 @@ async def get_auth_service(request: Request) -> AuthService:
     return request.app.state.auth
 
 
+async def get_account_mail(request: Request) -> AccountMail:
+    return request.app.state.account_mail
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.database.sessionmaker() as session:
         yield session
@@ -50,6 +55,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+AccountMailDep = Annotated[AccountMail, Depends(get_account_mail)]
 
 
 def bearer_token(request: Request) -> str:
@@ -109,6 +115,16 @@ def require_role(minimum: Role) -> Callable[..., Any]:
 
 Customer = Annotated[User, Depends(require_role(Role.USER))]
 Admin = Annotated[User, Depends(require_role(Role.ADMIN))]
+
+
+async def order_placer(request: Request, user: Customer) -> User:
+    """A customer who may place orders: with REQUIRE_VERIFIED_EMAIL, only once their address is verified."""
+    if request.app.state.settings.require_verified_email:
+        require_verified_email(actor=user)
+    return user
+
+
+OrderPlacer = Annotated[User, Depends(order_placer)]
 
 
 # Reading another user's records is judged on the raw parameter, before the route validates it: the contract puts

@@ -32,6 +32,7 @@ from config import Settings
 from database.connection import Database
 from main import create_app
 from models import Base
+from tests.smtp_server import SmtpServer, smtp_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -195,6 +196,13 @@ async def database(backend: Backend) -> AsyncIterator[Database]:
 async def session(database: Database) -> AsyncIterator[AsyncSession]:
     async with database.sessionmaker() as opened:
         yield opened
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server; `app_client(**smtp.settings)` sends the app's mail to it."""
+    with smtp_server() as server:
+        yield server
 
 
 AppClientFactory = Callable[..., Any]

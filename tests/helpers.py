@@ -47,6 +47,11 @@ async def login(client: AsyncClient, username: str, password: str = PASSWORD) ->
     return response.json()
 
 
+async def mail_sent(client: AsyncClient) -> None:
+    """Wait until the app has sent (or given up on) every mail queued so far."""
+    await client.app.state.mailer.drain()  # type: ignore[attr-defined]
+
+
 async def set_role(client: AsyncClient, user_id: int, role: Role) -> None:
     """Change a role straight in the database (the API needs an admin to do it, and the first admin needs this)."""
     async with client.app.state.database.sessionmaker() as session:  # type: ignore[attr-defined]

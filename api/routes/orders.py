@@ -10,7 +10,7 @@ from api.dependencies import (
     API_PREFIX,
     Admin,
     CurrentUser,
-    Customer,
+    OrderPlacer,
     OrdersReader,
     PageDep,
     SessionDep,
@@ -71,12 +71,13 @@ IdempotencyKey = Annotated[str | None, Depends(idempotency_key_header)]
     summary="Place an order (user, admin): all lines' stock is reserved at once, or nothing changes",
     description=(
         "Unit prices come from the catalogue at this moment and `total` is computed by the server. "
+        "With `REQUIRE_VERIFIED_EMAIL`, an account whose address is not verified gets 403 `email_not_verified`. "
         "With an `Idempotency-Key`, a repeat of the same body within 24 hours returns the first order again "
         "(201, same body) and changes nothing; a different body with the same key is 409."
     ),
 )
 async def place_order(
-    user: Customer,
+    user: OrderPlacer,
     body: OrderIn,
     session: SessionDep,
     settings: SettingsDep,
