@@ -1,6 +1,7 @@
 """A real SMTP server for the tests (aiosmtpd, on a loop in a thread of its own), and what arrived at it."""
 
 import asyncio
+import logging
 import re
 import socket
 import threading
@@ -110,9 +111,14 @@ def smtp_server(**smtp_parameters: Any) -> Iterator[SmtpServer]:
     inbox = Inbox()
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port, **smtp_parameters)
+    # aiosmtpd logs every line it receives at DEBUG, tokens included; it is the test's server, not the service.
+    server_log = logging.getLogger("mail.log")
+    level = server_log.level
+    server_log.setLevel(logging.WARNING)
     controller.start()
     try:
         yield SmtpServer(inbox, port)
     finally:
         inbox.held.set()
         controller.stop()
+        server_log.setLevel(level)

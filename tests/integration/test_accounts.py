@@ -17,7 +17,7 @@ from auth.roles import Role
 from auth.security import hash_account_token
 from database.repositories import tokens as tokens_repo
 from database.repositories import users as users_repo
-from models import AccountToken, Order, TokenPurpose, User
+from models import AccountToken, Order, RefreshTokenFamily, TokenPurpose, User
 from services import maintenance
 from tests.helpers import (
     PASSWORD,
@@ -339,6 +339,13 @@ async def test_signing_out_everywhere_ends_every_token_and_a_new_login_works_at_
     response = await client.delete(f"{ME}/sessions", headers=bearer(pairs[0]["access_token"]))
 
     assert response.status_code == 204
+    # Revoked in the database too, not only outdated: every family of the account, the one still in use included.
+    async with client.app.state.database.sessionmaker() as session:
+        families = (
+            await session.scalars(select(RefreshTokenFamily.revoked_at).where(RefreshTokenFamily.user_id == user["id"]))
+        ).all()
+    assert len(families) == 3
+    assert None not in families
     for pair in (pairs[0], rotated):
         await assert_pair_refused(client, pair)
     assert_problem(await client.get(ME, headers=headers), 401, "token_revoked")

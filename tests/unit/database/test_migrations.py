@@ -1,4 +1,5 @@
-"""Migrations on data: 0002 gives every existing refresh token a family, revoked if any of its tokens was."""
+"""Migrations on data: 0002 gives every existing refresh token a family, revoked if any of its tokens was; 0005
+starts existing accounts and families at session generation 0, unverified."""
 
 import uuid
 from collections.abc import AsyncIterator
@@ -117,5 +118,52 @@ async def test_families_are_backfilled_from_refresh_tokens_and_given_back_on_dow
             ("ended", True),
             ("outlived", True),
         }
+    finally:
+        await engine.dispose()
+
+
+async def test_0005_starts_every_account_and_family_unverified_at_generation_0(empty_database):
+    config = alembic_config(empty_database)
+    in_thread(command.upgrade, config, "0002")
+    engine = create_async_engine(empty_database)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                users.insert().values(
+                    id=1,
+                    username="old",
+                    email="old@example.com",
+                    hashed_password="x" * 60,
+                    role="admin",
+                    is_active=True,
+                    created_at=NOW,
+                    updated_at=NOW,
+                )
+            )
+            await connection.execute(families.insert().values(id="f", user_id=1, created_at=NOW, revoked_at=None))
+
+        in_thread(command.upgrade, config, "head")
+        async with engine.connect() as connection:
+            user = (
+                await connection.execute(sa.text("SELECT email_verified, session_generation, deleted_at FROM users"))
+            ).one()
+            family = await connection.scalar(sa.text("SELECT session_generation FROM refresh_token_families"))
+        assert (bool(user.email_verified), user.session_generation, user.deleted_at, family) == (False, 0, None, 0)
+
+        in_thread(command.downgrade, config, "0002")
+        async with engine.connect() as connection:
+            columns = await connection.run_sync(lambda sync: sa.inspect(sync).get_columns("users"))
+            tables = await connection.run_sync(lambda sync: sa.inspect(sync).get_table_names())
+        assert {column["name"] for column in columns} == {
+            "id",
+            "username",
+            "email",
+            "hashed_password",
+            "role",
+            "is_active",
+            "created_at",
+            "updated_at",
+        }
+        assert "account_tokens" not in tables
     finally:
         await engine.dispose()
