@@ -1,5 +1,6 @@
 """Dependencies shared by the routes: the session, the current user, role and access checks, pagination."""
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -9,15 +10,20 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.schemas import MAX_ID, IdParam
+from api.verified_token import VerifiedToken, store_verified_token, verified_token
+from auth.bearer import parse_bearer
 from auth.jwt import AccessClaims
 from auth.roles import Role
 from config import Settings
+from database.connection import is_unavailable
 from database.pagination import PageRequest
 from models import User
 from services.access import insufficient_role, orders_visible_to, require_may_read_user, require_verified_email
 from services.account_mail import AccountMail
 from services.auth import AuthService
-from services.errors import AuthenticationError
+from services.errors import AuthenticationError, DatabaseUnavailableError
+
+logger = logging.getLogger(__name__)
 
 # Every path under API_ROOT is the API's (any version, known or not): the middleware's headers and rate limits
 # apply to all of them.
@@ -48,12 +54,22 @@ async def get_account_mail(request: Request) -> AccountMail:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session; all of a request's database work happens inside it, so a lost database is told here."""
     async with request.app.state.database.sessionmaker() as session:
-        yield session
+        try:
+            yield session
+        except Exception as error:
+            if is_unavailable(error):
+                # The driver's own words (no SQL, no parameters): the 503 alone would not tell operators why.
+                logger.warning("database unavailable: %s", getattr(error, "orig", None) or error)
+                raise DatabaseUnavailableError("The database cannot be reached right now; try again shortly") from error
+            raise
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# Closed when the route returns or raises, before a byte of the response is sent: a client that reads slowly
+# must not keep a pooled connection checked out. Routes therefore render their response while the session is open.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 AccountMailDep = Annotated[AccountMail, Depends(get_account_mail)]
 
@@ -63,10 +79,19 @@ def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
         raise AuthenticationError("Authentication required", code="not_authenticated")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = parse_bearer(header)
+    if token is None:
         raise AuthenticationError("Use an Authorization: Bearer <token> header", code="invalid_token")
+    return token
+
+
+def _request_token(request: Request) -> VerifiedToken:
+    """The request's access token, verified once: by the rate limiter on its way in, or here."""
+    token = verified_token(request.scope)
+    if token is None:
+        auth: AuthService = request.app.state.auth
+        token = VerifiedToken(claims=auth.decode(bearer_token(request)), revoked=None)
+        store_verified_token(request.scope, token)
     return token
 
 
@@ -81,19 +106,15 @@ async def current_user(
     One dependency does the whole job: each dependency FastAPI resolves costs measurable time on every request.
     """
     auth: AuthService = request.app.state.auth
-    # The rate limiter may have verified this token already; its claims ride on the request state.
-    claims = getattr(request.state, "access_claims", None)
-    if claims is None:
-        claims = auth.decode(bearer_token(request))
-        request.state.access_claims = claims
-    user = await auth.authenticate(session=session, claims=claims)
+    token = _request_token(request)
+    user = await auth.authenticate(session=session, claims=token.claims, revoked=token.revoked)
     request.state.user_id = user.id
     return user
 
 
 async def access_claims(request: Request, _user: "CurrentUser") -> AccessClaims:
     """The verified claims of the current user's token (logout revokes its `jti`)."""
-    return request.state.access_claims
+    return _request_token(request).claims
 
 
 AccessClaimsDep = Annotated[AccessClaims, Depends(access_claims)]

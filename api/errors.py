@@ -24,6 +24,8 @@ from services.errors import (
 logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# A backing service that went away is usually back (or its connections replaced) within seconds.
+RETRY_AFTER_SECONDS = 1
 
 
 CODE_BY_STATUS = {
@@ -99,6 +101,8 @@ async def _shop_error(_: Request, error: ShopError) -> ProblemResponse:
     if isinstance(error, InvalidInputError):
         issue = {"loc": ["body", error.field], "msg": error.detail, "type": error.code}
         return problem(422, error.detail, code=error.code, errors=[issue])
+    if isinstance(error, ServiceUnavailableError):
+        return problem(status, error.detail, code=error.code, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     return problem(status, error.detail, code=error.code, headers=_authenticate_header(status))
 
 

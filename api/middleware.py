@@ -1,6 +1,7 @@
 """Pure ASGI middleware (BaseHTTPMiddleware would cost a large share of throughput on every request)."""
 
 import logging
+import math
 import re
 import time
 import uuid
@@ -17,11 +18,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.client_ip import client_ip
 from api.dependencies import API_ROOT
 from api.errors import problem
-from auth.jwt import InvalidTokenError, decode_access_token
+from api.verified_token import VerifiedToken, store_verified_token
+from auth.bearer import parse_bearer
+from auth.jwt import AccessClaims, InvalidTokenError, decode_access_token
 from config import IPNetwork, Settings
+from infrastructure.rate_limits import RateLimit, RateLimiter
 from observability.logging import request_id_var
 from observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, HTTP_REQUESTS_IN_FLIGHT, RATE_LIMITED
-from services.rate_limits import RateLimiter
 
 access_logger = logging.getLogger("shop.access")
 logger = logging.getLogger(__name__)
@@ -267,13 +270,17 @@ class BodySizeLimitMiddleware:
 class RateLimitMiddleware:
     """Counts each API request against its client: the user when the bearer token is valid, else the client IP.
 
-    Login, register and refresh count against the stricter auth limit, per client IP.
+    Login, register and refresh count against the stricter auth limit, per client IP. A valid token is verified
+    here once and handed to the auth dependency (api/verified_token.py), with its revocation status when the
+    limiter checked it in the same Redis call.
     """
 
     def __init__(self, app: ASGIApp, *, settings: Settings, auth_paths: frozenset[str]) -> None:
         self.app = app
         self.settings = settings
         self.auth_paths = auth_paths
+        self.default_limit = RateLimit.parse(settings.rate_limit_default)
+        self.auth_limit = RateLimit.parse(settings.rate_limit_auth)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -282,25 +289,31 @@ class RateLimitMiddleware:
             return
         # Built by the lifespan, which runs after the middleware stack is assembled.
         limiter: RateLimiter = scope["app"].state.rate_limiter
-        headers = Headers(scope=scope)
         address: str = _state(scope)["client_ip"]
+        claims = None
         if path.rstrip("/") in self.auth_paths:
-            limit, key, name = limiter.auth_limit, f"auth:{address}", "auth"
+            limit, key, name = self.auth_limit, f"auth:{address}", "auth"
         else:
-            limit, key, name = limiter.default_limit, self._client_key(scope, headers, address), "default"
+            claims = self._verified_claims(scope)
+            key = f"user:{claims.user_id}" if claims else f"ip:{address}"
+            limit, name = self.default_limit, "default"
 
-        decision = await limiter.hit(limit, key)
+        decision = await limiter.hit(limit, key, jti=claims.jti if claims else None)
+        if claims is not None:
+            revoked = decision.revoked if decision is not None else None
+            store_verified_token(scope, VerifiedToken(claims=claims, revoked=revoked))
         if decision is None:
             await self.app(scope, receive, send)
             return
+        reset = max(0, math.ceil(decision.reset_after))
         rate_headers = {
             "RateLimit-Limit": str(decision.limit),
             "RateLimit-Remaining": str(decision.remaining),
-            "RateLimit-Reset": str(decision.reset_after),
+            "RateLimit-Reset": str(reset),
         }
         if not decision.allowed:
             RATE_LIMITED.labels(limit=name).inc()
-            retry_after = str(max(1, decision.reset_after))
+            retry_after = str(max(1, reset))
             response = problem(
                 429,
                 f"Too many requests; retry in {retry_after} seconds",
@@ -319,17 +332,11 @@ class RateLimitMiddleware:
 
         await self.app(scope, receive, send_with_headers)
 
-    def _client_key(self, scope: Scope, headers: Headers, address: str) -> str:
-        authorization = headers.get("authorization", "")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            try:
-                claims = decode_access_token(
-                    token.strip(), secret=self.settings.jwt_secret, algorithm=self.settings.jwt_algorithm
-                )
-            except InvalidTokenError:
-                return f"ip:{address}"
-            # Verified once here; the auth dependency reuses these claims.
-            _state(scope)["access_claims"] = claims
-            return f"user:{claims.user_id}"
-        return f"ip:{address}"
+    def _verified_claims(self, scope: Scope) -> AccessClaims | None:
+        token = parse_bearer(Headers(scope=scope).get("authorization"))
+        if token is None:
+            return None
+        try:
+            return decode_access_token(token, secret=self.settings.jwt_secret, algorithm=self.settings.jwt_algorithm)
+        except InvalidTokenError:
+            return None

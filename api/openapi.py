@@ -1,7 +1,9 @@
-"""Helpers that keep the OpenAPI document honest about error responses."""
+"""Helpers that keep the OpenAPI document honest about error responses, and give operations clean ids."""
 
 from http import HTTPStatus
 from typing import Any
+
+from fastapi.routing import APIRoute
 
 from api.errors import PROBLEM_MEDIA_TYPE
 from api.schemas import Problem
@@ -35,3 +37,12 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 PROTECTED = problems(401, 403, 422, 429)
 LOCATION_HEADER = {"Location": {"description": "URL of the new resource", "schema": {"type": "string"}}}
+
+
+def operation_id(route: APIRoute) -> str:
+    """`listProducts` for the route function `list_products`: a name that generated clients can use as it is.
+
+    FastAPI's default adds the path and the method (`list_products_api_v1_products_get`).
+    """
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)

@@ -1,12 +1,14 @@
-"""The route class of every router: request JSON is read with exact decimals, never binary floats."""
+"""Every router of the API: request JSON read with exact decimals (never binary floats), clean operation ids."""
 
 import json
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
+
+from api.openapi import operation_id
 
 
 def _decimal(text: str) -> Decimal:
@@ -46,3 +48,8 @@ class ExactJSONRoute(APIRoute):
             return await handler(ExactJSONRequest(request.scope, request.receive))
 
         return exact_json_handler
+
+
+def api_router(**options: Any) -> APIRouter:
+    """A router of this API: request JSON read exactly, and operation ids named after the route functions."""
+    return APIRouter(route_class=ExactJSONRoute, generate_unique_id_function=operation_id, **options)

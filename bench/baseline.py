@@ -30,7 +30,7 @@ from starlette.routing import Route
 SECRET = os.environ["SECRET_KEY"]
 ACCESS_TTL = int(os.environ.get("ACCESS_TOKEN_TTL_SECONDS", "900"))
 REFRESH_TTL = 1_209_600
-REVOKED_PREFIX = "shop:revoked-access:"  # services/revocation.py
+REVOKED_PREFIX = "shop:revoked-access:"  # infrastructure/revocations.py
 REQUIRED_CLAIMS = ["sub", "role", "type", "jti", "iat", "exp"]
 
 # Spelled out in full, as our repositories' statements reach the driver.

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine import Connection, ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from config import Settings
@@ -26,48 +26,50 @@ WRITE_INTENT = "shop_write_intent"
 # PostgreSQL's default level; the conditional UPDATEs and unique constraints the services rely on make it enough.
 WRITE_ISOLATION = "READ COMMITTED"
 
-# A pooled connection that came back this recently is taken as alive; one idle for longer is pinged first.
-PING_AFTER_IDLE_SECONDS = 5.0
-
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    if settings.is_sqlite:
-        return _create_sqlite_engine(settings)
-    engine = create_async_engine(
+    engine = _create_sqlite_engine(settings) if settings.is_sqlite else _create_postgresql_engine(settings)
+    event.listen(engine.sync_engine, "handle_error", _connect_failure_is_disconnect)
+    return engine
+
+
+def _create_postgresql_engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout_seconds,
         pool_recycle=1800,
+        # A connection the server dropped while it sat in the pool (a restart, a failover, a terminated backend)
+        # is found out at checkout and replaced, with every other connection as old as it, instead of failing a
+        # request. Outside a transaction asyncpg's ping is one round trip of an empty statement.
+        pool_pre_ping=True,
         # Reads run outside a transaction: BEGIN and ROLLBACK around two SELECTs were two more round trips per
         # request. Every write opts back in through write_transaction.
         isolation_level="AUTOCOMMIT",
     )
-    _ping_idle_connections(engine)
-    return engine
 
 
-def _ping_idle_connections(engine: AsyncEngine) -> None:
-    """pool_pre_ping, but only for connections that sat idle.
+def _connect_failure_is_disconnect(context: ExceptionContext) -> None:
+    """Count a failure to open a connection (no server, no file, no free slot) as a lost database.
 
-    asyncpg's ping is three round trips (BEGIN, a query, ROLLBACK); made on every checkout, it cost as much as
-    the queries of a small request. A connection in steady use proves itself alive; one whose server went away
-    is discarded here and the pool hands out another, as pool_pre_ping would.
+    SQLAlchemy flags a dropped connection (`connection_invalidated`) but not a refused one, which the driver
+    reports like any failed statement (SQLite's "unable to open database file", PostgreSQL's "too many clients").
     """
+    if context.connection is None and not context.is_pre_ping:
+        context.is_disconnect = True
 
-    @event.listens_for(engine.sync_engine, "checkin")
-    def _returned(_dbapi_connection: Any, record: Any) -> None:
-        record.info["returned_at"] = time.monotonic()
 
-    @event.listens_for(engine.sync_engine, "checkout")
-    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        returned_at = record.info.get("returned_at")
-        if returned_at is not None and time.monotonic() - returned_at < PING_AFTER_IDLE_SECONDS:
-            return
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except Exception as error:
-            raise DisconnectionError(f"pooled connection failed its ping: {error}") from error
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot be reached or dropped the connection, not that a statement failed.
+
+    Besides what SQLAlchemy flags, asyncpg lets OS errors out of connect as they are (connection refused, a name
+    that does not resolve, a connect timeout), and a pool with no connection free within its timeout is as
+    unavailable as a database that does not answer.
+    """
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated
+    return isinstance(error, OSError | PoolTimeoutError)
 
 
 def _create_sqlite_engine(settings: Settings) -> AsyncEngine:

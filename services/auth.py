@@ -11,9 +11,9 @@ from config import Settings
 from database.connection import release_connection, write_transaction
 from database.repositories import tokens as tokens_repo
 from database.repositories import users as users_repo
+from infrastructure.revocations import RevocationStore
 from models import User
 from services.errors import AuthenticationError, PermissionDeniedError
-from services.revocation import RevocationStore
 
 INVALID_CREDENTIALS = "Incorrect username or password"
 
@@ -41,9 +41,16 @@ class AuthService:
         except InvalidTokenError as error:
             raise AuthenticationError("The access token is invalid or expired", code="invalid_token") from error
 
-    async def authenticate(self, *, session: AsyncSession, claims: AccessClaims) -> User:
-        """The user an access token speaks for, as the database has it now (role and active flag included)."""
-        user, revoked = await self.revocations.load_user(session=session, user_id=claims.user_id, jti=claims.jti)
+    async def authenticate(self, *, session: AsyncSession, claims: AccessClaims, revoked: bool | None = None) -> User:
+        """The user an access token speaks for, as the database has it now (role and active flag included).
+
+        `revoked` is the token's revocation status when the caller already has it (the rate limiter reads it from
+        Redis in the same call as the hit); None asks the revocation store, which fails closed.
+        """
+        if revoked is None:
+            user, revoked = await self.revocations.load_user(session=session, user_id=claims.user_id, jti=claims.jti)
+        else:
+            user = None if revoked else await users_repo.get_user(session, claims.user_id)
         if revoked:
             raise AuthenticationError("The access token has been revoked", code="token_revoked")
         if user is None:

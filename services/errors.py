@@ -34,9 +34,13 @@ class PermissionDeniedError(ShopError):
 
 
 class ServiceUnavailableError(ShopError):
-    """A backing service (Redis) needed to answer safely cannot be reached."""
+    """A backing service (Redis, the database) needed to answer safely cannot be reached."""
 
     code = "service_unavailable"
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    code = "database_unavailable"
 
 
 class InvalidInputError(ShopError):

@@ -3,7 +3,6 @@
 import asyncio
 import logging
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +14,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
+
+from tests.servers import free_port
 
 LINK = re.compile(r"https?://\S+")
 # Deadline for mail from another process, not a speed requirement.
@@ -86,12 +87,6 @@ class Inbox:
             arrived = self.to(address)
         assert len(arrived) >= count, f"{len(arrived)} of {count} mails to {address} arrived"
         return arrived
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass(frozen=True)

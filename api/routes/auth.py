@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request, Response, status
+from fastapi import Body, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -10,7 +10,7 @@ from api.dependencies import API_PREFIX, AccessClaimsDep, AccountMailDep, AuthSe
 from api.errors import UnsupportedMediaTypeError
 from api.openapi import LOCATION_HEADER, problems
 from api.responses import ModelResponse, created
-from api.routing import ExactJSONRoute, loads_exact
+from api.routing import api_router, loads_exact
 from api.schemas import (
     AcceptedOut,
     LoginIn,
@@ -28,7 +28,7 @@ from services import accounts as accounts_service
 from services import users as users_service
 from services.errors import AuthenticationError, PermissionDeniedError
 
-router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"], route_class=ExactJSONRoute)
+router = api_router(prefix=f"{API_PREFIX}/auth", tags=["auth"])
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 _LOGIN_FORM_SCHEMA = {

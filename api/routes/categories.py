@@ -1,17 +1,15 @@
 """Categories of the catalogue."""
 
-from fastapi import APIRouter, Response, status
+from fastapi import Response, status
 
 from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
-from api.routing import ExactJSONRoute
+from api.routing import api_router
 from api.schemas import CategoryIn, CategoryOut, Page, PathId, page_of
 from services import categories as categories_service
 
-router = APIRouter(
-    prefix=f"{API_PREFIX}/categories", tags=["categories"], responses=PROTECTED, route_class=ExactJSONRoute
-)
+router = api_router(prefix=f"{API_PREFIX}/categories", tags=["categories"], responses=PROTECTED)
 
 
 @router.get("", response_model=Page[CategoryOut], summary="Categories, ordered by name")

@@ -2,16 +2,16 @@
 
 import logging
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from api.errors import problem
 from api.openapi import problems
-from api.routing import ExactJSONRoute
+from api.routing import api_router
 from api.schemas import HealthOut, ReadinessOut
 from observability.metrics import CONTENT_TYPE, render_metrics
 
-router = APIRouter(tags=["infrastructure"], route_class=ExactJSONRoute)
+router = api_router(tags=["infrastructure"])
 logger = logging.getLogger(__name__)
 
 

@@ -3,7 +3,7 @@
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import Depends, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from api.dependencies import (
@@ -18,7 +18,7 @@ from api.dependencies import (
 )
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse
-from api.routing import ExactJSONRoute
+from api.routing import api_router
 from api.schemas import IdParam, OrderIn, OrderOut, OrderStatusIn, Page, PathId, page_of
 from models import Order, OrderStatus
 from observability.metrics import ORDERS_PLACED, ORDERS_REFUSED
@@ -27,7 +27,7 @@ from services.errors import ShopError
 from services.order_status import describe_transitions
 from services.orders import OrderLine
 
-router = APIRouter(prefix=f"{API_PREFIX}/orders", tags=["orders"], responses=PROTECTED, route_class=ExactJSONRoute)
+router = api_router(prefix=f"{API_PREFIX}/orders", tags=["orders"], responses=PROTECTED)
 
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"

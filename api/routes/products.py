@@ -3,18 +3,18 @@
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 
 from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
-from api.routing import ExactJSONRoute
+from api.routing import api_router
 from api.schemas import IdParam, NoNul, Page, PathId, ProductIn, ProductOut, ProductSort, page_of
 from services import products as products_service
 from services.catalogue import ProductFilter
 from services.products import ProductData
 
-router = APIRouter(prefix=f"{API_PREFIX}/products", tags=["products"], responses=PROTECTED, route_class=ExactJSONRoute)
+router = api_router(prefix=f"{API_PREFIX}/products", tags=["products"], responses=PROTECTED)
 
 PriceBound = Annotated[Decimal | None, Query(ge=0, le=Decimal("1000000000"), decimal_places=2, allow_inf_nan=False)]
 

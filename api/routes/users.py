@@ -5,7 +5,7 @@ The `/me` routes come first: `/users/{id}` would otherwise take `me` for an id.
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import Body, Response, status
 
 from api.dependencies import (
     API_PREFIX,
@@ -19,7 +19,7 @@ from api.dependencies import (
 )
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
-from api.routing import ExactJSONRoute
+from api.routing import api_router
 from api.schemas import (
     AcceptedOut,
     Page,
@@ -36,7 +36,7 @@ from api.schemas import (
 from services import accounts as accounts_service
 from services import users as users_service
 
-router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"], responses=PROTECTED, route_class=ExactJSONRoute)
+router = api_router(prefix=f"{API_PREFIX}/users", tags=["users"], responses=PROTECTED)
 
 NO_CONTENT = status.HTTP_204_NO_CONTENT
 TOKENS_REFUSED = "every access and refresh token of the account issued until now is refused, on every process"
@@ -75,7 +75,7 @@ async def update_me(user: CurrentUser, body: ProfilePatch, session: SessionDep, 
     "free at once, logging in with them fails, its tokens are refused, and the user is gone from `/users`; its "
     "orders stay, with their `user_id`. The shop's only active admin gets 409 `last_admin`.",
 )
-async def erase_me(
+async def erase_my_account(
     user: CurrentUser, body: Annotated[PasswordIn, Body()], session: SessionDep, auth: AuthServiceDep
 ) -> Response:
     await accounts_service.erase_account(session=session, hasher=auth.hasher, user=user, password=body.password)
@@ -108,7 +108,7 @@ async def change_my_password(
     summary="Sign out everywhere",
     description=f"From then on {TOKENS_REFUSED}, the one of this request included; logging in again works.",
 )
-async def sign_me_out_everywhere(user: CurrentUser, session: SessionDep) -> Response:
+async def sign_out_everywhere(user: CurrentUser, session: SessionDep) -> Response:
     await accounts_service.sign_out_everywhere(session=session, user=user)
     return Response(status_code=NO_CONTENT)
 
@@ -121,7 +121,7 @@ async def sign_me_out_everywhere(user: CurrentUser, session: SessionDep) -> Resp
     summary="Send a fresh verification mail to one's own address",
     description="409 `already_verified` when it is; 503 `mail_unavailable` when the shop cannot send mail.",
 )
-async def send_my_verification_email(user: CurrentUser, session: SessionDep, mail: AccountMailDep) -> ModelResponse:
+async def send_verification_email(user: CurrentUser, session: SessionDep, mail: AccountMailDep) -> ModelResponse:
     await accounts_service.resend_verification(session=session, user=user, mail=mail)
     return ModelResponse(AcceptedOut(detail="A verification mail is on its way"), status_code=status.HTTP_202_ACCEPTED)
 

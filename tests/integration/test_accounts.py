@@ -21,6 +21,7 @@ from models import AccountToken, Order, RefreshTokenFamily, TokenPurpose, User
 from services import maintenance
 from tests.helpers import (
     PASSWORD,
+    assert_problem,
     bearer,
     create_product,
     login,
@@ -31,7 +32,6 @@ from tests.helpers import (
     unique,
     write_first,
 )
-from tests.security.common import assert_problem
 from tests.smtp_server import Received, SmtpServer
 
 API = "/api/v1"

@@ -53,10 +53,10 @@ async def test_admin_settings_never_promote_an_existing_account(app_client):
         assert await login_status(client, "root", "bootstrap-password") == 401
 
 
-async def test_incomplete_admin_settings_create_nobody(app_client):
-    for missing in sorted(ADMIN):
-        async with app_client(**{**ADMIN, missing: None}) as client:
-            assert await users(client) == [], missing
+@pytest.mark.parametrize("missing", sorted(ADMIN))
+async def test_incomplete_admin_settings_create_nobody(app_client, missing):
+    async with app_client(**{**ADMIN, missing: None}) as client:
+        assert await users(client) == []
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ async def run_cli(*arguments: str) -> int:
     return await asyncio.to_thread(cli.main, list(arguments))
 
 
-async def test_cli_creates_an_admin_and_refuses_a_duplicate(cli_environment, client, capsys):
+async def test_cli_creates_an_admin(cli_environment, client, capsys):
     created = await run_cli("create-admin", "--username", "boss", "--email", "boss@example.com", "--password", PASSWORD)
     assert created == 0
     assert "created admin 'boss'" in capsys.readouterr().out
@@ -85,10 +85,19 @@ async def test_cli_creates_an_admin_and_refuses_a_duplicate(cli_environment, cli
     assert await verified(client, "boss") is True
     assert await login_status(client, "boss", PASSWORD) == 200
 
-    for username, email in [("BOSS", "new@example.com"), ("boss2", "Boss@Example.com")]:
-        refused = await run_cli("create-admin", "--username", username, "--email", email, "--password", "other-pass")
-        assert refused == 1, username
-        assert "already in use" in capsys.readouterr().err
+
+@pytest.mark.parametrize(
+    ("username", "email"), [("BOSS", "new@example.com"), ("boss2", "Boss@Example.com")], ids=["username", "email"]
+)
+async def test_cli_refuses_a_duplicate(cli_environment, client, capsys, username, email):
+    created = await run_cli("create-admin", "--username", "boss", "--email", "boss@example.com", "--password", PASSWORD)
+    assert created == 0
+    capsys.readouterr()
+
+    refused = await run_cli("create-admin", "--username", username, "--email", email, "--password", "other-pass")
+
+    assert refused == 1
+    assert "already in use" in capsys.readouterr().err
     assert await users(client) == [("boss", "boss@example.com", "admin")]
     assert await login_status(client, "boss", "other-pass") == 401
 

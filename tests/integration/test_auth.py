@@ -1,5 +1,6 @@
 """Registration, login, refresh-token rotation, logout and per-request account checks, on each backend."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,9 +11,10 @@ from sqlalchemy import func, select, update
 from auth.jwt import create_access_token
 from auth.roles import Role
 from auth.security import hash_refresh_token
+from infrastructure.revocations import revocation_key
 from models import RefreshToken, RefreshTokenFamily, RevokedAccessToken, User
 from services import maintenance
-from services.revocation import REDIS_KEY_PREFIX
+from tests.conftest import sqlite_only
 from tests.helpers import PASSWORD, bearer, login, register, set_role, unique
 
 REGISTER = "/api/v1/auth/register"
@@ -87,16 +89,22 @@ async def test_register_creates_a_user_and_never_returns_the_hash(client):
     assert located.json() == body
 
 
-async def test_duplicate_username_or_email_is_409_case_insensitively(client):
-    await client.post(REGISTER, json={"username": "alice", "email": "alice@example.com", "password": PASSWORD})
-    for username, email, code in [
+@pytest.mark.parametrize(
+    ("username", "email", "code"),
+    [
         ("ALICE", "other@example.com", "username_taken"),
         ("bob", "ALICE@example.COM", "email_taken"),
         ("alice", "alice@example.com", "username_taken"),
-    ]:
-        response = await client.post(REGISTER, json={"username": username, "email": email, "password": PASSWORD})
-        assert response.status_code == 409, (username, email)
-        assert response.json()["code"] == code, (username, email)
+    ],
+    ids=["username", "email", "both"],
+)
+async def test_duplicate_username_or_email_is_409_case_insensitively(client, username, email, code):
+    await client.post(REGISTER, json={"username": "alice", "email": "alice@example.com", "password": PASSWORD})
+
+    response = await client.post(REGISTER, json={"username": username, "email": email, "password": PASSWORD})
+
+    assert response.status_code == 409, response.text
+    assert response.json()["code"] == code
     assert await user_count(client) == 1
 
 
@@ -122,67 +130,80 @@ INVALID_REGISTRATIONS = [
 ]
 
 
-async def test_every_registration_rule_is_enforced(client):
-    cases = [*INVALID_REGISTRATIONS, *[(field, ...) for field in VALID_REGISTRATION]]
-    for field, value in cases:
-        body = {**VALID_REGISTRATION, field: value}
-        if value is ...:
-            del body[field]
-        response = await client.post(REGISTER, json=body)
-        assert response.status_code == 422, (field, value, response.text)
-        problem = response.json()
-        assert problem["code"] == "validation_error"
-        assert [issue["loc"][:2] for issue in problem["errors"]] == [["body", field]], (field, value)
+REGISTRATION_CASES = [*INVALID_REGISTRATIONS, *[(field, ...) for field in VALID_REGISTRATION]]
+
+
+@sqlite_only  # validation does not depend on the database
+@pytest.mark.parametrize(
+    ("field", "value"),
+    REGISTRATION_CASES,
+    ids=[f"{field}-missing" if value is ... else f"{field}={value!r:.20}" for field, value in REGISTRATION_CASES],
+)
+async def test_every_registration_rule_is_enforced(client, field, value):
+    body = {**VALID_REGISTRATION, field: value}
+    if value is ...:
+        del body[field]
+
+    response = await client.post(REGISTER, json=body)
+
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "validation_error"
+    assert [issue["loc"][:2] for issue in problem["errors"]] == [["body", field]]
     assert await user_count(client) == 0
 
 
-async def test_boundary_registrations_are_accepted_and_can_log_in(client):
-    for username, password in [
-        ("abc", "eight888"),  # shortest username, 8-byte password
-        ("a" * 32, "a" * 72),  # longest username, 72-byte password
-        ("x.y_z-1", "é" * 4),  # 8 bytes in 4 characters
-        ("multi", "€" * 24),  # 72 bytes in 24 characters
-    ]:
-        await register(client, username=username, password=password)
-        await login(client, username, password)
-        # A longer password that shares the first 72 bytes must not match: nothing is truncated.
-        response = await client.post(LOGIN, json={"username": username, "password": password + "x"})
-        assert_unauthorized(response, "invalid_credentials", case=username)
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [
+        pytest.param("abc", "eight888", id="shortest-username-8-byte-password"),
+        pytest.param("a" * 32, "a" * 72, id="longest-username-72-byte-password"),
+        pytest.param("x.y_z-1", "é" * 4, id="8-bytes-in-4-characters"),
+        pytest.param("multi", "€" * 24, id="72-bytes-in-24-characters"),
+    ],
+)
+async def test_boundary_registrations_are_accepted_and_can_log_in(client, username, password):
+    await register(client, username=username, password=password)
+    await login(client, username, password)
+    # A longer password that shares the first 72 bytes must not match: nothing is truncated.
+    response = await client.post(LOGIN, json={"username": username, "password": password + "x"})
+    assert_unauthorized(response, "invalid_credentials")
 
 
 # Login
 
 
-async def test_login_with_json_or_oauth2_form_by_username_or_email(client):
+@pytest.mark.parametrize(
+    ("send", "name", "upper"),
+    [("json", "username", False), ("json", "email", True), ("data", "username", True), ("data", "email", False)],
+    ids=["json-username", "json-email-upper-case", "form-username-upper-case", "form-email"],
+)
+async def test_login_with_json_or_oauth2_form_by_username_or_email(client, send, name, upper):
     user = await register(client)
     settings = client.app.state.settings
-    for send, name in [
-        ("json", user["username"]),
-        ("json", user["email"].upper()),
-        ("data", user["username"].upper()),
-        ("data", user["email"]),
-    ]:
-        fields = {"username": name, "password": PASSWORD}
-        if send == "data":
-            fields["grant_type"] = "password"  # what the docs' Authorize button sends
-        response = await client.post(LOGIN, **{send: fields})
-        assert response.status_code == 200, (send, name, response.text)
-        tokens = response.json()
-        assert set(tokens) == {"access_token", "refresh_token", "token_type", "expires_in"}
-        assert tokens["token_type"] == "bearer"
-        assert tokens["expires_in"] == 900
-        claims = jwt.decode(tokens["access_token"], settings.jwt_secret, algorithms=[settings.jwt_algorithm])
-        assert claims["sub"] == str(user["id"])
-        assert claims["role"] == "user"
-        assert claims["type"] == "access"
-        assert claims["exp"] - claims["iat"] == 900
-        me = await client.get(ME, headers=bearer(tokens["access_token"]))
-        assert me.json()["id"] == user["id"]
-        # Only the hash of the refresh token is stored.
-        stored = await scalar(
-            client, select(func.count()).where(RefreshToken.token_hash == hash_refresh_token(tokens["refresh_token"]))
-        )
-        assert stored == 1
+    fields = {"username": user[name].upper() if upper else user[name], "password": PASSWORD}
+    if send == "data":
+        fields["grant_type"] = "password"  # what the docs' Authorize button sends
+
+    response = await client.post(LOGIN, **{send: fields})
+
+    assert response.status_code == 200, response.text
+    tokens = response.json()
+    assert set(tokens) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert tokens["token_type"] == "bearer"
+    assert tokens["expires_in"] == 900
+    claims = jwt.decode(tokens["access_token"], settings.jwt_secret, algorithms=[settings.jwt_algorithm])
+    assert claims["sub"] == str(user["id"])
+    assert claims["role"] == "user"
+    assert claims["type"] == "access"
+    assert claims["exp"] - claims["iat"] == 900
+    me = await client.get(ME, headers=bearer(tokens["access_token"]))
+    assert me.json()["id"] == user["id"]
+    # Only the hash of the refresh token is stored.
+    stored = await scalar(
+        client, select(func.count()).where(RefreshToken.token_hash == hash_refresh_token(tokens["refresh_token"]))
+    )
+    assert stored == 1
 
 
 def without_request_id(response) -> dict[str, Any]:
@@ -213,18 +234,23 @@ async def test_disabled_account_gets_403_only_with_the_right_password(client):
     assert await scalar(client, select(func.count()).select_from(RefreshToken)) == 0
 
 
-async def test_malformed_login_requests_are_refused(client):
-    for case, request_kwargs, status in [
-        ("no-password", {"json": {"username": "someone"}}, 422),
-        ("extra-field", {"json": {"username": "someone", "password": PASSWORD, "role": "admin"}}, 422),
-        ("empty-username", {"json": {"username": "", "password": PASSWORD}}, 422),
-        ("form-no-password", {"data": {"username": "someone"}}, 422),
-        ("bad-json", {"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 400),
-        ("text-plain", {"content": b"username=x", "headers": {"Content-Type": "text/plain"}}, 415),
-    ]:
-        response = await client.post(LOGIN, **request_kwargs)
-        assert response.status_code == status, (case, response.text)
-        assert response.headers["content-type"] == PROBLEM, case
+@sqlite_only  # validation does not depend on the database
+@pytest.mark.parametrize(
+    ("request_kwargs", "status"),
+    [
+        pytest.param({"json": {"username": "someone"}}, 422, id="no-password"),
+        pytest.param({"json": {"username": "someone", "password": PASSWORD, "role": "admin"}}, 422, id="extra-field"),
+        pytest.param({"json": {"username": "", "password": PASSWORD}}, 422, id="empty-username"),
+        pytest.param({"data": {"username": "someone"}}, 422, id="form-no-password"),
+        pytest.param({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, id="bad-json"),
+        pytest.param({"content": b"username=x", "headers": {"Content-Type": "text/plain"}}, 415, id="text-plain"),
+    ],
+)
+async def test_malformed_login_requests_are_refused(client, request_kwargs, status):
+    response = await client.post(LOGIN, **request_kwargs)
+
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
 
 
 # Refresh tokens
@@ -297,7 +323,7 @@ async def assert_revocation_stored(client, backend, access_token: str) -> None:
     claims = jwt.decode(access_token, settings.jwt_secret, algorithms=["HS256"])
     rows = await scalar(client, select(func.count()).select_from(RevokedAccessToken))
     if backend.redis_url:
-        ttl = await client.app.state.redis.ttl(REDIS_KEY_PREFIX + claims["jti"])
+        ttl = await client.app.state.redis.ttl(revocation_key(claims["jti"]))
         assert 0 < ttl <= settings.access_token_ttl_seconds + 1
         assert rows == 0
     else:
@@ -339,24 +365,26 @@ async def test_logout_without_a_body_keeps_the_refresh_family(client):
     await refreshed(client, tokens["refresh_token"])
 
 
-async def test_logout_answers_204_whatever_refresh_token_is_named(client):
+@pytest.mark.parametrize("named", ["unknown", "another-users", "own-unused", "own-used", "none"])
+async def test_logout_answers_204_whatever_refresh_token_is_named(client, named):
     victim = await login(client, (await register(client))["username"])
-    for named in ["unknown", "another-users", "own-unused", "own-used", "none"]:
-        user = await register(client)
-        tokens = await login(client, user["username"])
-        own_used = tokens["refresh_token"]
-        if named == "own-used":
-            tokens = {**await refreshed(client, own_used), "access_token": tokens["access_token"]}
-        refresh_token = {
-            "unknown": "x" * 43,
-            "another-users": victim["refresh_token"],
-            "own-unused": tokens["refresh_token"],
-            "own-used": own_used,
-        }.get(named)
-        body = {} if refresh_token is None else {"refresh_token": refresh_token}
-        response = await client.post(LOGOUT, json=body, headers=bearer(tokens["access_token"]))
-        assert response.status_code == 204, named
-        assert await me_status(client, tokens["access_token"]) == 401, named
+    user = await register(client)
+    tokens = await login(client, user["username"])
+    own_used = tokens["refresh_token"]
+    if named == "own-used":
+        tokens = {**await refreshed(client, own_used), "access_token": tokens["access_token"]}
+    refresh_token = {
+        "unknown": "x" * 43,
+        "another-users": victim["refresh_token"],
+        "own-unused": tokens["refresh_token"],
+        "own-used": own_used,
+    }.get(named)
+    body = {} if refresh_token is None else {"refresh_token": refresh_token}
+
+    response = await client.post(LOGOUT, json=body, headers=bearer(tokens["access_token"]))
+
+    assert response.status_code == 204
+    assert await me_status(client, tokens["access_token"]) == 401
     # Naming someone else's token must not log them out.
     assert await me_status(client, victim["access_token"]) == 200
     await refreshed(client, victim["refresh_token"])
@@ -394,29 +422,37 @@ def forged(client, **changes: Any) -> str:
     return create_access_token(**values)[0]
 
 
-async def test_bad_access_tokens_are_401(client):
+def refresh_typed(client, user_id: int) -> str:
+    now = int(datetime.now(UTC).timestamp())
+    claims = {"sub": str(user_id), "role": "admin", "type": "refresh", "jti": "j", "iat": now, "exp": now + 60}
+    return jwt.encode(claims, client.app.state.settings.jwt_secret, algorithm="HS256")
+
+
+# Authorization headers that must not let an admin's id in, each built for the app under test.
+BAD_AUTHORIZATIONS: dict[str, Callable[[Any, int], str]] = {
+    "expired": lambda client, user_id: (
+        "Bearer " + forged(client, user_id=user_id, now=datetime.now(UTC) - timedelta(hours=1))
+    ),
+    "other-secret": lambda client, user_id: "Bearer " + forged(client, user_id=user_id, secret="s" * 64),
+    "refresh-type": lambda client, user_id: "Bearer " + refresh_typed(client, user_id),
+    "unknown-user": lambda client, user_id: "Bearer " + forged(client, user_id=user_id + 1000),
+    "no-scheme": lambda client, user_id: forged(client, user_id=user_id),
+    "basic": lambda client, user_id: "Basic YWRtaW46YWRtaW4=",
+    "bare-scheme": lambda client, user_id: "Bearer",
+    "blank-token": lambda client, user_id: "Bearer  ",
+    "garbage": lambda client, user_id: "Bearer not.a.token",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_AUTHORIZATIONS))
+async def test_bad_access_tokens_are_401(client, case):
     admin_id = (await register(client))["id"]
     await set_role(client, admin_id, Role.ADMIN)
-    settings = client.app.state.settings
-    now = int(datetime.now(UTC).timestamp())
-    refresh_typed = jwt.encode(
-        {"sub": str(admin_id), "role": "admin", "type": "refresh", "jti": "j", "iat": now, "exp": now + 60},
-        settings.jwt_secret,
-        algorithm="HS256",
-    )
-    cases = {
-        "expired": "Bearer " + forged(client, user_id=admin_id, now=datetime.now(UTC) - timedelta(hours=1)),
-        "other-secret": "Bearer " + forged(client, user_id=admin_id, secret="s" * 64),
-        "refresh-type": "Bearer " + refresh_typed,
-        "unknown-user": "Bearer " + forged(client, user_id=admin_id + 1000),
-        "no-scheme": forged(client, user_id=admin_id),
-        "basic": "Basic YWRtaW46YWRtaW4=",
-        "bare-scheme": "Bearer",
-        "blank-token": "Bearer  ",
-        "garbage": "Bearer not.a.token",
-    }
-    for case, header in cases.items():
-        assert_unauthorized(await client.get("/api/v1/users", headers={"Authorization": header}), case=case)
+    header = BAD_AUTHORIZATIONS[case](client, admin_id)
+
+    response = await client.get("/api/v1/users", headers={"Authorization": header})
+
+    assert_unauthorized(response)
     # The same forger with the right key and scheme gets in: the token alone decided above.
     assert (await client.get("/api/v1/users", headers=bearer(forged(client, user_id=admin_id)))).status_code == 200
 

@@ -2,12 +2,12 @@
 
 import pytest
 
+from tests.conftest import sqlite_only
+
 # Nothing listens on port 1, so connecting fails at once (no waiting for a timeout).
 UNREACHABLE_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:1/x"
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code", "request_id"}
-# Overriding the service settings needs only one backend.
-SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 async def test_health_and_ready_are_ok(client, backend):
@@ -21,7 +21,8 @@ async def test_health_and_ready_are_ok(client, backend):
     assert ready.json() == {"status": "ok", "checks": expected}
 
 
-@SQLITE_ONLY
+# Overriding the service settings needs only one backend.
+@sqlite_only
 @pytest.mark.parametrize(
     ("overrides", "down", "up"),
     [
@@ -48,9 +49,9 @@ async def test_ready_is_503_while_a_service_is_unreachable(app_client, overrides
     assert health.status_code == 200
 
 
-async def test_infrastructure_endpoints_need_no_token_and_declare_none(client):
+@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics"])
+async def test_infrastructure_endpoints_need_no_token_and_declare_none(client, path):
     operations = (await client.get("/openapi.json")).json()["paths"]
 
-    for path in ("/health", "/ready", "/metrics"):
-        assert (await client.get(path)).status_code == 200, path
-        assert "security" not in operations[path]["get"], path
+    assert (await client.get(path)).status_code == 200
+    assert "security" not in operations[path]["get"]

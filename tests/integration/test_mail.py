@@ -13,9 +13,8 @@ import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from infrastructure import mail as mail_module
-from tests.helpers import PASSWORD, bearer, login, mail_sent, register, signed_in
+from tests.helpers import PASSWORD, assert_problem, bearer, login, mail_sent, register, signed_in
 from tests.prometheus_text import sample_value
-from tests.security.common import assert_problem
 from tests.smtp_server import LINK, SmtpServer, smtp_server
 
 RESET = "/api/v1/auth/password-reset"

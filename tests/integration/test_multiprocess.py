@@ -8,9 +8,6 @@ import ast
 import asyncio
 import contextlib
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -31,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from tests.conftest import PROJECT_ROOT, REQUIRE_SERVICES, TEST_DATABASE_URL, TEST_REDIS_URL, alembic_config, in_thread
 from tests.helpers import PASSWORD, bearer, unique
 from tests.prometheus_text import sample_value
+from tests.servers import START_SECONDS, Server, free_port, launch, stop, wait_until_ready
 from tests.smtp_server import Inbox, smtp_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -39,23 +37,6 @@ START_SCRIPT = PROJECT_ROOT / "scripts" / "start.sh"
 DEFAULT_LIMIT = 5
 SECRET_KEY = "one-signing-key-shared-by-every-process-of-the-test"
 ADMIN = {"username": "opsadmin", "email": "opsadmin@example.com", "password": "ops-admin-password"}
-# Deadlines for a start that went wrong, not speed requirements.
-START_SECONDS = 90
-STOP_SECONDS = 20
-
-
-@dataclass(frozen=True)
-class Server:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-5000:]
 
 
 @dataclass(frozen=True)
@@ -118,14 +99,8 @@ def _flush_redis(url: str) -> None:
         client.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _start(name: str, *, database_url: str, redis_url: str, workers: int, log: Path, **extra: str) -> Server:
-    port = _free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
     env |= {
         "PYTHON": sys.executable,
@@ -147,42 +122,7 @@ def _start(name: str, *, database_url: str, redis_url: str, workers: int, log: P
         "ADMIN_PASSWORD": ADMIN["password"],
         **extra,
     }
-    with log.open("wb") as output:
-        # Its own process group, so that stopping it also stops the migration it may still be running.
-        process = subprocess.Popen(  # noqa: S603 (our own script, no shell)
-            [str(START_SCRIPT)],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Server(name, port, process, log)
-
-
-def _wait_until_ready(server: Server) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"server {server.name} exited with {server.process.returncode}:\n{server.output()}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(server.url("/ready"), timeout=5).status_code == 200:
-                return
-        time.sleep(0.1)
-    pytest.fail(f"server {server.name} was not ready after {START_SECONDS} s:\n{server.output()}")
-
-
-def _stop(servers: list[Server]) -> None:
-    running = [server for server in servers if server.process.poll() is None]
-    for server in running:
-        # SIGTERM lets gunicorn stop its workers gracefully; the group also reaches a migration still under way.
-        os.killpg(server.process.pid, signal.SIGTERM)
-    for server in running:
-        try:
-            server.process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait()
+    return launch(name, [str(START_SCRIPT)], env=env, log=log, port=port)
 
 
 def _migration_lock_id() -> int:
@@ -248,10 +188,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         try:
             queued = in_thread(asyncio.run, _start_behind_migration_lock(database_url, start))
             for server in servers:
-                _wait_until_ready(server)
+                wait_until_ready(server)
             yield Deployment(servers[0], servers[1], database_url, metrics_dir, stale_metrics, queued, smtp.inbox)
         finally:
-            _stop(servers)
+            stop(servers)
 
 
 async def sign_up(http: httpx.AsyncClient, server: Server, username: str | None = None) -> dict[str, Any]:

@@ -11,18 +11,18 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from itertools import cycle
 
-from httpx import AsyncClient, Response
+from httpx import Response
 from sqlalchemy import event, func, select, text
 
 from auth.roles import Role
 from models import Order, OrderItem
-from tests.helpers import create_product, place_order, signed_in, stocks, wait_for_lock_waiters
+from tests.helpers import AppClient, create_product, place_order, signed_in, stocks, wait_for_lock_waiters
 
 ORDERS = "/api/v1/orders"
 
 
 @asynccontextmanager
-async def two_processes(app_client) -> AsyncIterator[tuple[AsyncClient, AsyncClient]]:
+async def two_processes(app_client) -> AsyncIterator[tuple[AppClient, AppClient]]:
     # A pool of several connections per app, so the database really sees concurrent transactions.
     async with (
         app_client(database_pool_size=10, database_max_overflow=30) as first,
@@ -32,7 +32,7 @@ async def two_processes(app_client) -> AsyncIterator[tuple[AsyncClient, AsyncCli
         yield first, second
 
 
-async def fill_pool(client: AsyncClient, size: int = 8) -> None:
+async def fill_pool(client: AppClient, size: int = 8) -> None:
     """Open the pool's connections up front, as in a server that has been running a while.
 
     Otherwise the first request takes the one warm connection and finishes while the others are still
@@ -46,7 +46,7 @@ async def fill_pool(client: AsyncClient, size: int = 8) -> None:
 class PeakConnections:
     """The most connections an app held at once: proof that requests overlapped inside the database."""
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AppClient) -> None:
         self.current = self.peak = 0
         pool = client.app.state.database.engine.sync_engine.pool
         event.listen(pool, "checkout", self._checkout)
@@ -60,7 +60,7 @@ class PeakConnections:
         self.current -= 1
 
 
-async def behind_order_lock(client: AsyncClient, order_id: int, requests: list[Awaitable[Response]]) -> list[Response]:
+async def behind_order_lock(client: AppClient, order_id: int, requests: list[Awaitable[Response]]) -> list[Response]:
     """Send `requests` at once; on PostgreSQL, hold the order's row lock until every one of them waits for it.
 
     So each request has read the order before any of them can change it: the tightest interleaving every time,
@@ -77,19 +77,19 @@ async def behind_order_lock(client: AsyncClient, order_id: int, requests: list[A
         return list(await asyncio.gather(*tasks))
 
 
-async def sold(client: AsyncClient) -> dict[int, int]:
+async def sold(client: AppClient) -> dict[int, int]:
     """Quantity in order items per product, over every order in the database."""
     async with client.app.state.database.sessionmaker() as session:
         query = select(OrderItem.product_id, func.sum(OrderItem.quantity)).group_by(OrderItem.product_id)
         return {product_id: int(quantity) for product_id, quantity in (await session.execute(query)).all()}
 
 
-async def order_count(client: AsyncClient) -> int:
+async def order_count(client: AppClient) -> int:
     async with client.app.state.database.sessionmaker() as session:
         return (await session.execute(select(func.count()).select_from(Order))).scalar_one()
 
 
-async def customers(client: AsyncClient, count: int) -> Iterator[dict[str, str]]:
+async def customers(client: AppClient, count: int) -> Iterator[dict[str, str]]:
     return cycle([(await signed_in(client))[0] for _ in range(count)])
 
 

@@ -1,35 +1,18 @@
 """SQLite under concurrent writers: requests queue for the write lock instead of failing with "database is locked"."""
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
-from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient
 
 from auth.roles import Role
-from main import create_app
-from tests.conftest import Backend
-from tests.helpers import create_category, create_product, signed_in
+from tests.conftest import sqlite_only
+from tests.helpers import AppClient, create_category, create_product, signed_in
 
 PRODUCTS = "/api/v1/products"
 CREATIONS = 20
 UPDATES = 10
+pytestmark = sqlite_only
 
 
-@pytest.fixture
-async def sqlite_client(sqlite_backend: Backend) -> AsyncIterator[AsyncClient]:
-    app = create_app(sqlite_backend.settings())
-    async with (
-        LifespanManager(app) as manager,
-        AsyncClient(transport=ASGITransport(app=manager.app), base_url="http://shop.test") as client,
-    ):
-        client.app = app  # type: ignore[attr-defined]
-        yield client
-
-
-async def test_concurrent_writes_all_land(sqlite_client: AsyncClient) -> None:
-    client = sqlite_client
+async def test_concurrent_writes_all_land(client: AppClient) -> None:
     admin, _ = await signed_in(client, Role.ADMIN)
     category = await create_category(client, admin)
     existing = [await create_product(client, admin, stock=1) for _ in range(UPDATES)]

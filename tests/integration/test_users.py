@@ -3,10 +3,12 @@
 from datetime import datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from auth.roles import Role
 from models import User
+from tests.conftest import sqlite_only
 from tests.helpers import bearer, login, register, signed_in
 
 USERS = "/api/v1/users"
@@ -53,31 +55,42 @@ async def test_admin_lists_users_by_ascending_id_in_pages(client, admin_headers)
     assert past_the_end.json()["items"] == []
 
 
-async def test_reading_one_user(client, admin_headers):
+@pytest.mark.parametrize(
+    ("caller", "target", "status"),
+    [
+        ("user", "user", 200),  # oneself
+        ("guest", "guest", 200),
+        ("admin", "user", 200),  # an admin reads anyone
+        ("user", "guest", 403),
+        ("guest", "user", 403),
+        ("user", "missing", 403),  # nor does a non-admin learn which ids exist
+        ("admin", "missing", 404),
+    ],
+    ids=lambda value: str(value),
+)
+async def test_reading_one_user(client, admin_headers, caller, target, status):
     user_headers, user = await signed_in(client)
     guest_headers, guest = await signed_in(client, Role.GUEST)
-    cases: list[tuple[dict[str, str], int, int]] = [
-        (user_headers, user["id"], 200),  # oneself
-        (guest_headers, guest["id"], 200),
-        (admin_headers, user["id"], 200),  # an admin reads anyone
-        (user_headers, guest["id"], 403),
-        (guest_headers, user["id"], 403),
-        (user_headers, 999_999, 403),  # nor does a non-admin learn which ids exist
-        (admin_headers, 999_999, 404),
-    ]
-    for headers, user_id, status in cases:
-        response = await client.get(f"{USERS}/{user_id}", headers=headers)
-        assert response.status_code == status, (user_id, response.text)
-        if status == 200:
-            assert response.json()["id"] == user_id
-            assert set(response.json()) == USER_FIELDS
-        else:
-            assert response.headers["content-type"] == "application/problem+json"
-    assert (await client.get(f"{USERS}/{user['id']}", headers=admin_headers)).json() == user
-    for user_id in ["0", "-1", "abc", str(2**31)]:
-        response = await client.get(f"{USERS}/{user_id}", headers=admin_headers)
-        assert response.status_code == 422, user_id
-        assert response.json()["errors"][0]["loc"][0] == "path"
+    headers = {"user": user_headers, "guest": guest_headers, "admin": admin_headers}[caller]
+    user_id = {"user": user, "guest": guest, "missing": {"id": 999_999}}[target]["id"]
+
+    response = await client.get(f"{USERS}/{user_id}", headers=headers)
+
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.json() == {"user": user, "guest": guest}[target]
+        assert set(response.json()) == USER_FIELDS
+    else:
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+@sqlite_only  # validation does not depend on the database
+@pytest.mark.parametrize("user_id", ["0", "-1", "abc", str(2**31)])
+async def test_bad_user_ids_are_422(client, admin_headers, user_id):
+    response = await client.get(f"{USERS}/{user_id}", headers=admin_headers)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"][0] == "path"
 
 
 async def test_admin_changes_role_and_active_flag(client, admin_headers):
@@ -103,9 +116,10 @@ async def test_admin_changes_role_and_active_flag(client, admin_headers):
     assert unknown.json()["code"] == "not_found"
 
 
-async def test_invalid_patches_are_422_and_change_nothing(client, admin_headers):
-    user = await register(client)
-    for body in [
+@sqlite_only  # validation does not depend on the database
+@pytest.mark.parametrize(
+    "body",
+    [
         {"role": None},
         {"is_active": None},
         {"role": "superuser"},
@@ -118,10 +132,16 @@ async def test_invalid_patches_are_422_and_change_nothing(client, admin_headers)
         {"hashed_password": "$2b$04$" + "x" * 53},
         {"id": 1},
         {"role": "admin", "created_at": "2020-01-01T00:00:00Z"},
-    ]:
-        response = await client.patch(f"{USERS}/{user['id']}", json=body, headers=admin_headers)
-        assert response.status_code == 422, (body, response.text)
-        assert response.json()["errors"][0]["loc"][0] == "body", body
+    ],
+    ids=lambda body: ",".join(f"{name}={value!r:.12}" for name, value in body.items()),
+)
+async def test_invalid_patches_are_422_and_change_nothing(client, admin_headers, body):
+    user = await register(client)
+
+    response = await client.patch(f"{USERS}/{user['id']}", json=body, headers=admin_headers)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"][0] == "body"
     async with client.app.state.database.sessionmaker() as session:
         stored = (await session.scalars(select(User).where(User.id == user["id"]))).one()
         assert (stored.username, stored.email, stored.role, stored.is_active) == (
@@ -133,14 +153,24 @@ async def test_invalid_patches_are_422_and_change_nothing(client, admin_headers)
     assert (await login(client, user["username"]))["access_token"]
 
 
-async def test_admin_cannot_demote_or_disable_themself(client):
+@pytest.mark.parametrize(
+    "body",
+    [{"role": "user"}, {"role": "guest"}, {"is_active": False}, {"role": "admin", "is_active": False}],
+    ids=["user", "guest", "disabled", "admin-disabled"],
+)
+async def test_admin_cannot_demote_or_disable_themself(client, body):
     headers, admin = await signed_in(client, Role.ADMIN)
-    for body in [{"role": "user"}, {"role": "guest"}, {"is_active": False}, {"role": "admin", "is_active": False}]:
-        response = await client.patch(f"{USERS}/{admin['id']}", json=body, headers=headers)
-        assert response.status_code == 409, body
-        assert response.json()["code"] == "self_modification"
+
+    response = await client.patch(f"{USERS}/{admin['id']}", json=body, headers=headers)
+
+    assert response.status_code == 409, response.text
+    assert response.json()["code"] == "self_modification"
     assert await stored_user(client, admin["id"]) == ("admin", True)
-    # Changes that leave them an active admin are no conflict.
+
+
+async def test_admin_may_make_changes_that_leave_them_an_active_admin(client):
+    headers, admin = await signed_in(client, Role.ADMIN)
+
     harmless = await client.patch(f"{USERS}/{admin['id']}", json={"role": "admin", "is_active": True}, headers=headers)
     assert harmless.status_code == 200
     assert (await client.get(USERS, headers=headers)).status_code == 200

@@ -1,35 +1,41 @@
-"""Pooled PostgreSQL connections are pinged only after sitting idle, and a dead one is replaced, not handed out."""
+"""Each checkout of a pooled PostgreSQL connection pings it, in one round trip; a dead one is replaced at once."""
 
+import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import pytest
 from sqlalchemy import make_url, text
 
-import database.connection as connection_module
 from config import Settings
-from database.connection import Database
+from database.connection import Database, write_transaction
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-async def database(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Database, list[Any]]]:
-    """A one-connection pool, with every ping it makes recorded."""
+async def database(postgres_url: str) -> AsyncIterator[Database]:
+    """A one-connection pool, so every checkout gets the same connection back."""
     opened = Database(
         Settings(environment="test", database_url=postgres_url, database_pool_size=1, database_max_overflow=0)
     )
-    pings: list[Any] = []
-    ping = opened.engine.dialect.do_ping
-
-    def recorded_ping(dbapi_connection: Any) -> bool:
-        pings.append(dbapi_connection)
-        return ping(dbapi_connection)
-
-    monkeypatch.setattr(opened.engine.dialect, "do_ping", recorded_ping)
-    yield opened, pings
+    yield opened
     await opened.dispose()
+
+
+async def statements_of_the_pooled_connection(database: Database) -> list[str]:
+    """A list that every statement the pool's one connection runs from now on is added to."""
+    async with database.engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+    statements: list[str] = []
+    driver.add_query_logger(lambda record: statements.append(record.query))
+    return statements
+
+
+async def logged(statements: list[str]) -> list[str]:
+    # asyncpg calls its query loggers soon after the statement, not during it.
+    await asyncio.sleep(0)
+    return statements[:]
 
 
 async def backend_pid(database: Database) -> int:
@@ -37,26 +43,32 @@ async def backend_pid(database: Database) -> int:
         return (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
 
 
-async def test_connection_in_steady_use_is_not_pinged(database):
-    opened, pings = database
+async def test_a_checkout_costs_one_empty_statement_even_after_a_write(database):
+    statements = await statements_of_the_pooled_connection(database)
+    checkouts = []
+    for _ in range(2):
+        async with database.engine.connect():
+            checkouts.append(await logged(statements))
+        async with database.sessionmaker() as session, write_transaction(session):
+            await session.execute(text("SELECT 1"))
+        await logged(statements)
+        statements.clear()
 
-    pids = {await backend_pid(opened) for _ in range(5)}
+    # Outside a transaction asyncpg pings with ";" alone; inside one it would add BEGIN and ROLLBACK. The write
+    # in between ran at READ COMMITTED, and the connection came back to AUTOCOMMIT without a statement.
+    assert checkouts == [[";"], [";"]]
 
-    assert len(pids) == 1  # one connection served all five
-    assert len(pings) == 1  # pinged once, when it was new
 
-
-async def test_idle_connection_whose_server_went_away_is_replaced(database, postgres_url, monkeypatch):
-    opened, pings = database
-    monkeypatch.setattr(connection_module, "PING_AFTER_IDLE_SECONDS", 0.0)  # every connection counts as idle
-    first = await backend_pid(opened)
+async def test_connection_whose_server_went_away_is_replaced(database, postgres_url):
+    first = await backend_pid(database)
     admin = await asyncpg.connect(make_url(postgres_url).set(drivername="postgresql").render_as_string(False))
     try:
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
+        # Returns once the backend is gone, not when it was only told to go.
+        assert await admin.fetchval("SELECT pg_terminate_backend($1, 10000)", first)
     finally:
         await admin.close()
 
-    second = await backend_pid(opened)
+    # At once: no idle time needed for the ping to find it dead.
+    second = await backend_pid(database)
 
     assert second != first
-    assert len(pings) == 3  # the first connection new, then dead (and dropped), then its replacement

@@ -3,16 +3,15 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from httpx import AsyncClient
 from sqlalchemy import event
 
-from tests.helpers import create_product, place_order, signed_in
+from tests.helpers import AppClient, create_product, place_order, signed_in
 
 ORDERS = "/api/v1/orders"
 
 
 @contextmanager
-def recorded_statements(client: AsyncClient) -> Iterator[list[str]]:
+def recorded_statements(client: AppClient) -> Iterator[list[str]]:
     """The SQL statements the app sends while the block runs, transaction control left out."""
     statements: list[str] = []
     engine = client.app.state.database.engine.sync_engine
@@ -29,7 +28,7 @@ def recorded_statements(client: AsyncClient) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-async def statements_for(client: AsyncClient, url: str, headers: dict[str, str]) -> list[str]:
+async def statements_for(client: AppClient, url: str, headers: dict[str, str]) -> list[str]:
     with recorded_statements(client) as statements:
         response = await client.get(url, headers=headers)
     assert response.status_code == 200, response.text

@@ -7,12 +7,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from httpx import AsyncClient
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models import Category, Product, User
-from tests.helpers import unique
+from tests.helpers import AppClient, unique
 
 # SQLite's BEGIN goes through the cursor and asyncpg's does not; only statements that touch data are counted.
 TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"})
@@ -66,24 +65,24 @@ def _new_row(table: type[Product | Category | User], category_id: int) -> Produc
     return User(username=name, email=f"{name}@example.com", hashed_password="x" * 60, role="user")
 
 
-async def fill(client: AsyncClient, table: type[Product | Category | User], total: int, category_id: int) -> None:
+async def fill(client: AppClient, table: type[Product | Category | User], total: int, category_id: int) -> None:
     """Add rows straight to the database until `table` holds `total` (the admin counts among the users)."""
-    async with client.app.state.database.sessionmaker() as session:  # type: ignore[attr-defined]
+    async with client.app.state.database.sessionmaker() as session:
         present = (await session.execute(select(func.count()).select_from(table))).scalar_one()
         session.add_all(_new_row(table, category_id) for _ in range(total - present))
         await session.commit()
 
 
-async def add_category(client: AsyncClient) -> int:
-    async with client.app.state.database.sessionmaker() as session:  # type: ignore[attr-defined]
+async def add_category(client: AppClient) -> int:
+    async with client.app.state.database.sessionmaker() as session:
         category = Category(name="Widgets", slug="widgets")
         session.add(category)
         await session.commit()
         return category.id
 
 
-async def statements_of(client: AsyncClient, path: str, headers: dict[str, str]) -> tuple[int, Any]:
-    with recorded_statements(client.app.state.database.engine) as statements:  # type: ignore[attr-defined]
+async def statements_of(client: AppClient, path: str, headers: dict[str, str]) -> tuple[int, Any]:
+    with recorded_statements(client.app.state.database.engine) as statements:
         response = await client.get(path, headers=headers)
     assert response.status_code == 200, response.text
     return len(statements), response.json()

@@ -12,8 +12,8 @@ from sqlalchemy import text
 
 from api.middleware import API_CSP
 from auth.roles import Role
-from tests.helpers import signed_in
-from tests.security.common import assert_problem, row_counts
+from tests.conftest import sqlite_only
+from tests.helpers import assert_problem, row_counts, signed_in
 
 LIMIT = 1024
 CATEGORIES = "/api/v1/categories"
@@ -23,10 +23,8 @@ ALLOWED_ORIGIN = "https://shop.example"
 SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 
 
-@pytest.fixture
-def backend(sqlite_backend):
-    """These layers sit in front of the database and behave the same on both: one backend is enough."""
-    return sqlite_backend
+# These layers sit in front of the database and behave the same on both: one backend is enough.
+pytestmark = sqlite_only
 
 
 def assert_security_headers(response, csp: str = API_CSP) -> None:
@@ -46,8 +44,10 @@ def padded_category(size: int) -> bytes:
     return body[:-1] + b" " * (size - len(body)) + b"}"
 
 
+# Login reads its body itself; categories leave it to FastAPI.
+@pytest.mark.parametrize("path", [CATEGORIES, LOGIN], ids=["categories", "login"])
 @pytest.mark.parametrize("streamed", [False, True], ids=["content-length", "streamed"])
-async def test_body_over_the_limit_is_413(app_client, streamed):
+async def test_body_over_the_limit_is_413(app_client, streamed, path):
     async with app_client(max_body_bytes=LIMIT) as client:
         admin, _ = await signed_in(client, Role.ADMIN)
         body = padded_category(LIMIT + 1)
@@ -56,13 +56,11 @@ async def test_body_over_the_limit_is_413(app_client, streamed):
             for start in range(0, len(body), 100):
                 yield body[start : start + 100]
 
-        # Login reads its body itself; categories leave it to FastAPI.
-        for path in (CATEGORIES, LOGIN):
-            headers = {**admin, "Content-Type": "application/json"}
-            response = await client.post(path, content=chunks() if streamed else body, headers=headers)
-            assert ("content-length" in response.request.headers) is not streamed
-            assert_problem(response, 413, "payload_too_large")
-            assert_security_headers(response)
+        headers = {**admin, "Content-Type": "application/json"}
+        response = await client.post(path, content=chunks() if streamed else body, headers=headers)
+        assert ("content-length" in response.request.headers) is not streamed
+        assert_problem(response, 413, "payload_too_large")
+        assert_security_headers(response)
         assert await category_count(client) == 0
 
 
@@ -75,11 +73,11 @@ async def test_body_of_exactly_the_limit_is_read(app_client):
         assert await category_count(client) == 1
 
 
-async def test_malformed_content_length_is_refused(client):
-    # "²" passes str.isdigit() but not int().
-    for declared in (b"-1", b"1e3", b"0x10", "\u00b2".encode("latin-1")):
-        headers = {"Content-Type": "application/json", "Content-Length": declared}
-        assert_problem(await client.post(LOGIN, content=b"{}", headers=headers), 413)
+# "²" passes str.isdigit() but not int().
+@pytest.mark.parametrize("declared", [b"-1", b"1e3", b"0x10", "\u00b2".encode("latin-1")], ids=repr)
+async def test_malformed_content_length_is_refused(client, declared):
+    headers = {"Content-Type": "application/json", "Content-Length": declared}
+    assert_problem(await client.post(LOGIN, content=b"{}", headers=headers), 413)
 
 
 async def leave_mid_body(app, path: str, headers: dict[str, str]) -> list[dict]:
@@ -172,32 +170,32 @@ RESPONSES = [
 ]
 
 
-async def test_every_response_carries_the_security_headers(client):
+@pytest.mark.parametrize(("method", "path", "body", "status"), RESPONSES, ids=[f"{m} {p}" for m, p, _, _ in RESPONSES])
+async def test_every_response_carries_the_security_headers(client, method, path, body, status):
     add_failing_routes(client.app)
-    for method, path, body, status in RESPONSES:
-        response = await client.request(method, path, json=body)
-        assert response.status_code == status, (method, path)
-        assert_security_headers(response)
-        assert REQUEST_ID.fullmatch(response.headers["X-Request-ID"])
-        if status >= 400:
-            assert_problem(response, status)
+    response = await client.request(method, path, json=body)
+    assert response.status_code == status
+    assert_security_headers(response)
+    assert REQUEST_ID.fullmatch(response.headers["X-Request-ID"])
+    if status >= 400:
+        assert_problem(response, status)
 
 
-async def test_500_leaks_nothing(client):
+@pytest.mark.parametrize("path", ["/api/v1/test-raises", "/api/v1/test-bad-sql"])
+async def test_500_leaks_nothing(client, path):
     add_failing_routes(client.app)
-    for path in ("/api/v1/test-raises", "/api/v1/test-bad-sql"):
-        response = await client.get(path)
-        body = assert_problem(response, 500)
-        assert body == {
-            "type": "about:blank",
-            "title": "Internal Server Error",
-            "status": 500,
-            "detail": "An unexpected error occurred",
-            "code": "internal_error",
-            "request_id": response.headers["X-Request-ID"],
-        }
-        for leak in ("Traceback", "SELECT", "hashed_password", "no_such_table", SECRET, "RuntimeError", 'File "'):
-            assert leak not in response.text, (path, leak)
+    response = await client.get(path)
+    body = assert_problem(response, 500)
+    assert body == {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": "An unexpected error occurred",
+        "code": "internal_error",
+        "request_id": response.headers["X-Request-ID"],
+    }
+    leaks = ("Traceback", "SELECT", "hashed_password", "no_such_table", SECRET, "RuntimeError", 'File "')
+    assert [leak for leak in leaks if leak in response.text] == []
 
 
 class AssetCollector(HTMLParser):
@@ -217,28 +215,30 @@ class AssetCollector(HTMLParser):
             self.inline.add("style")
 
 
-async def test_docs_pages_get_a_csp_that_lets_them_work(client):
-    for path in ("/docs", "/redoc"):
-        response = await client.get(path)
-        assert response.status_code == 200
-        csp = response.headers["Content-Security-Policy"]
-        assert csp != API_CSP
-        assert_security_headers(response, csp=csp)
-        directives = {name: rest.split() for name, _, rest in (part.strip().partition(" ") for part in csp.split(";"))}
-        page = AssetCollector()
-        page.feed(response.text)
-        # Every asset is the service's own ('self'), and each kind of inline block the page uses is allowed.
-        assert page.urls
-        for url in page.urls:
-            assert url.startswith("/"), url
-            assert not url.startswith("//"), url
-            asset = await client.get(url)
-            assert asset.status_code == 200, url
-            assert asset.headers["X-Frame-Options"] == "DENY"
-        for kind in page.inline:
-            assert "'unsafe-inline'" in directives[f"{kind}-src"], (path, kind)
-        assert "'self'" in directives["script-src"]
-    # The JSON the docs load keeps the strict policy.
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+async def test_docs_pages_get_a_csp_that_lets_them_work(client, path):
+    response = await client.get(path)
+    assert response.status_code == 200
+    csp = response.headers["Content-Security-Policy"]
+    assert csp != API_CSP
+    assert_security_headers(response, csp=csp)
+    directives = {name: rest.split() for name, _, rest in (part.strip().partition(" ") for part in csp.split(";"))}
+    page = AssetCollector()
+    page.feed(response.text)
+    # Every asset is the service's own ('self'), and each kind of inline block the page uses is allowed.
+    assert page.urls
+    for url in page.urls:
+        assert url.startswith("/"), url
+        assert not url.startswith("//"), url
+        asset = await client.get(url)
+        assert asset.status_code == 200, url
+        assert asset.headers["X-Frame-Options"] == "DENY"
+    for kind in page.inline:
+        assert "'unsafe-inline'" in directives[f"{kind}-src"], kind
+    assert "'self'" in directives["script-src"]
+
+
+async def test_the_json_the_docs_load_keeps_the_strict_policy(client):
     assert (await client.get("/openapi.json")).headers["Content-Security-Policy"] == API_CSP
 
 
@@ -287,24 +287,28 @@ async def test_no_cors_headers_for_an_unlisted_origin(app_client, configured):
             assert not [name for name in response.headers if name.lower().startswith("access-control-")]
 
 
-async def test_valid_request_id_is_echoed_in_header_and_problem(client):
-    for supplied in ("a", "A" * 128, "abc.DEF_123-xyz"):
-        for path in ("/health", "/api/v1/no-such-thing"):
-            response = await client.get(path, headers={"X-Request-ID": supplied})
-            assert response.headers["X-Request-ID"] == supplied
-        assert response.json()["request_id"] == supplied
+@pytest.mark.parametrize("supplied", ["a", "A" * 128, "abc.DEF_123-xyz"], ids=["short", "longest", "punctuation"])
+async def test_valid_request_id_is_echoed_in_header_and_problem(client, supplied):
+    health = await client.get("/health", headers={"X-Request-ID": supplied})
+    problem = await client.get("/api/v1/no-such-thing", headers={"X-Request-ID": supplied})
+
+    assert [health.headers["X-Request-ID"], problem.headers["X-Request-ID"]] == [supplied, supplied]
+    assert problem.json()["request_id"] == supplied
 
 
-async def test_invalid_request_id_is_replaced(client):
-    invalid = [b"", b"A" * 129, b"has space", b"semi;colon", b'quote"d', "\u00fcn\u00efcode".encode("latin-1")]
-    for supplied in invalid:
-        response = await client.get("/api/v1/no-such-thing", headers={"X-Request-ID": supplied})
-        replaced = response.headers["X-Request-ID"]
-        assert replaced.encode("latin-1") != supplied
-        assert REQUEST_ID.fullmatch(replaced)
-        assert response.json()["request_id"] == replaced
-        other = await client.get("/api/v1/no-such-thing", headers={"X-Request-ID": supplied})
-        assert other.headers["X-Request-ID"] != replaced
+@pytest.mark.parametrize(
+    "supplied",
+    [b"", b"A" * 129, b"has space", b"semi;colon", b'quote"d', "\u00fcn\u00efcode".encode("latin-1")],
+    ids=["empty", "too-long", "space", "semicolon", "quote", "non-ascii"],
+)
+async def test_invalid_request_id_is_replaced(client, supplied):
+    response = await client.get("/api/v1/no-such-thing", headers={"X-Request-ID": supplied})
+    replaced = response.headers["X-Request-ID"]
+    assert replaced.encode("latin-1") != supplied
+    assert REQUEST_ID.fullmatch(replaced)
+    assert response.json()["request_id"] == replaced
+    other = await client.get("/api/v1/no-such-thing", headers={"X-Request-ID": supplied})
+    assert other.headers["X-Request-ID"] != replaced
 
 
 async def test_made_up_methods_do_not_grow_the_metrics(client):

@@ -1,8 +1,7 @@
 """Insecure direct object references: one user's orders are invisible and untouchable to another."""
 
 from auth.roles import Role
-from tests.helpers import create_product, place_order, signed_in
-from tests.security.common import assert_problem
+from tests.helpers import assert_problem, create_product, place_order, signed_in
 
 ORDERS = "/api/v1/orders"
 

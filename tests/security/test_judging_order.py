@@ -1,11 +1,15 @@
 """The contract's order of judgement: route and method, then authentication (401), role (403), validation (422)."""
 
-from tests.security.common import assert_problem
+import pytest
+
+from tests.helpers import assert_problem
 
 
-async def test_authentication_comes_before_validation(client):
-    for method, path in [("GET", "/api/v1/products/0"), ("GET", "/api/v1/products?size=0"), ("POST", "/api/v1/orders")]:
-        assert_problem(await client.request(method, path, json={"items": []}), 401)
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/api/v1/products/0"), ("GET", "/api/v1/products?size=0"), ("POST", "/api/v1/orders")]
+)
+async def test_authentication_comes_before_validation(client, method, path):
+    assert_problem(await client.request(method, path, json={"items": []}), 401)
 
 
 async def test_role_comes_before_validation(client, user_headers, guest_headers):

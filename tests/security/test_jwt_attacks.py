@@ -9,8 +9,7 @@ import time
 import jwt
 import pytest
 
-from tests.helpers import bearer, login, register
-from tests.security.common import assert_problem
+from tests.helpers import assert_problem, bearer, login, register
 
 ME = "/api/v1/users/me"
 USERS = "/api/v1/users"
@@ -59,25 +58,36 @@ def assert_unauthorised(response) -> None:
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-async def test_forged_and_altered_tokens_are_401(app_client):
+# Their names, from a stand-in token: each test builds its own forgery from a token of its app.
+_STAND_IN_KEY = "stand-in-key-that-is-long-enough-for-hs256"
+ATTACKS = list(attacks(jwt.encode({"sub": "1"}, _STAND_IN_KEY, "HS256"), "refresh", _STAND_IN_KEY))
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+async def test_forged_and_altered_tokens_are_401(app_client, attack):
     # With the rate limiter on, tokens are also read in the middleware: it must refuse them just the same.
     async with app_client(rate_limit_enabled=True) as client:
         await register(client, username="firstuser")
         user = await register(client)
         tokens = await login(client, user["username"])
-        secret = client.app.state.settings.jwt_secret  # type: ignore[attr-defined]
-        for name, token in attacks(tokens["access_token"], tokens["refresh_token"], secret).items():
-            # A valid request first, so that nothing it leaves behind can vouch for the forged one.
-            assert (await client.get(ME, headers=bearer(tokens["access_token"]))).status_code == 200
-            for path in (ME, USERS):
-                response = await client.get(path, headers=bearer(token))
-                assert response.status_code == 401, (name, path, response.text)
-                assert_unauthorised(response)
+        token = attacks(tokens["access_token"], tokens["refresh_token"], client.app.state.settings.jwt_secret)[attack]
+        # A valid request first, so that nothing it leaves behind can vouch for the forged one.
+        assert (await client.get(ME, headers=bearer(tokens["access_token"]))).status_code == 200
+
+        responses = [await client.get(path, headers=bearer(token)) for path in (ME, USERS)]
+
+        assert [response.status_code for response in responses] == [401, 401], [r.text for r in responses]
+        for response in responses:
+            assert_unauthorised(response)
 
 
-async def test_missing_or_other_schemes_are_401(client):
-    for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Bearer  "}, {"Authorization": "Basic YTpi"}):
-        assert_unauthorised(await client.get(ME, headers=headers))
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer"}, {"Authorization": "Bearer  "}, {"Authorization": "Basic YTpi"}],
+    ids=["none", "bare-scheme", "blank-token", "basic"],
+)
+async def test_missing_or_other_schemes_are_401(client, headers):
+    assert_unauthorised(await client.get(ME, headers=headers))
 
 
 async def test_tokens_revoked_by_logout_are_401(app_client):

@@ -10,8 +10,7 @@ from api.schemas import MAX_ID
 from auth.roles import Role
 from config import Settings
 from main import create_app
-from tests.helpers import create_category, create_product, place_order, signed_in
-from tests.security.common import assert_problem
+from tests.helpers import assert_problem, create_category, create_product, place_order, signed_in
 
 API = "/api/v1"
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
@@ -58,6 +57,7 @@ def id_operations(rows: dict[str, int], spell: Callable[[int], str]) -> list[tup
         ("PATCH", f"{API}/orders/{order}/status", {"status": "paid"}),
         ("GET", f"{API}/users/{user}", None),
         ("PATCH", f"{API}/users/{user}", {"is_active": True}),
+        ("DELETE", f"{API}/users/{user}/sessions", None),
         ("DELETE", f"{API}/products/{product}", None),
         ("DELETE", f"{API}/categories/{category}", None),
     ]
@@ -119,4 +119,4 @@ def test_openapi_documents_every_id_as_an_integer() -> None:
                 elif parameter["name"] in ("category_id", "user_id"):
                     assert {"type": "null"} in parameter["schema"]["anyOf"], (method, path)
                     assert bounds in parameter["schema"]["anyOf"], (method, path)
-    assert len(documented) == 10
+    assert len(documented) == 11

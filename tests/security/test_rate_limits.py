@@ -8,9 +8,9 @@ import pytest
 from httpx import ASGITransport, AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.rate_limits import RateLimiter
-from tests.helpers import PASSWORD, bearer, register, signed_in, unique
-from tests.security.common import assert_problem
+from infrastructure.rate_limits import open_rate_limiter
+from tests.helpers import PASSWORD, AppClient, assert_problem, bearer, register, signed_in, unique
+from tests.redis_commands import monitored
 
 PRODUCTS = "/api/v1/products"
 ME = "/api/v1/users/me"
@@ -19,9 +19,9 @@ UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
 
 @asynccontextmanager
-async def from_address(client: AsyncClient, ip: str) -> AsyncIterator[AsyncClient]:
+async def from_address(client: AppClient, ip: str) -> AsyncIterator[AsyncClient]:
     """Another client on the same running app whose requests come from peer address `ip`."""
-    transport = ASGITransport(app=client.app, client=(ip, 50000))  # type: ignore[attr-defined]
+    transport = ASGITransport(app=client.app, client=(ip, 50000))
     async with AsyncClient(transport=transport, base_url="http://shop.test") as other:
         yield other
 
@@ -41,7 +41,7 @@ def assert_rate_limited(response, limit: int) -> None:
     assert budget(response)[:2] == (limit, 0)
 
 
-async def metric(client: AsyncClient, name: str) -> float:
+async def metric(client: AppClient, name: str) -> float:
     text = (await client.get("/metrics")).text
     samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
     return sum(sample.value for sample in samples if sample.name == name)
@@ -186,6 +186,7 @@ async def test_unreachable_redis_lets_requests_through_and_counts_the_failures(a
         signed = bearer(response.json()["access_token"])
         refused = await client.get(f"/api/v1/users/{registered['id']}", headers=signed)
         assert_problem(refused, 503, "service_unavailable")
+        assert int(refused.headers["Retry-After"]) >= 1
 
 
 @pytest.fixture(params=["refused", "silent"])
@@ -199,16 +200,62 @@ def dead_redis(request) -> Iterator[str]:
         yield f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
 
 
+@asynccontextmanager
+async def limit_storage_at(client: AsyncClient, redis_url: str) -> AsyncIterator[None]:
+    """The app's rate limits kept in `redis_url` for a while; its revocations stay where they were."""
+    app_state = client.app.state  # type: ignore[attr-defined]
+    original, app_state.rate_limiter = app_state.rate_limiter, open_rate_limiter(redis_url)
+    try:
+        yield
+    finally:
+        await app_state.rate_limiter.aclose()
+        app_state.rate_limiter = original
+
+
 async def test_failing_limit_storage_on_its_own_keeps_signed_in_users_served(app_client, dead_redis):
     async with app_client(**limits(default="1/minute")) as client:
         headers, _ = await signed_in(client)
-        settings = client.app.state.settings  # type: ignore[attr-defined]
-        client.app.state.rate_limiter = RateLimiter(  # type: ignore[attr-defined]
-            redis_url=dead_redis, default_limit=settings.rate_limit_default, auth_limit=settings.rate_limit_auth
-        )
-        errors_before = await metric(client, "rate_limit_storage_errors_total")
-        for _ in range(2):
+        async with limit_storage_at(client, dead_redis):
+            errors_before = await metric(client, "rate_limit_storage_errors_total")
+            for _ in range(2):
+                response = await client.get(ME, headers=headers)
+                assert response.status_code == 200
+                assert "RateLimit-Limit" not in response.headers
+            assert await metric(client, "rate_limit_storage_errors_total") == errors_before + 2
+
+
+async def test_revocations_are_checked_when_the_limit_storage_fails(app_client, dead_redis):
+    # The limiter's script could not say whether the token is revoked: the auth dependency asks the store itself.
+    async with app_client(**limits(default="10/minute")) as client:
+        headers, _ = await signed_in(client)
+        async with limit_storage_at(client, dead_redis):
+            assert (await client.post("/api/v1/auth/logout", headers=headers)).status_code == 204
+            assert_problem(await client.get(ME, headers=headers), 401, "token_revoked")
+
+
+async def test_revoked_tokens_are_refused_with_the_limiter_on(app_client):
+    async with app_client(**limits(default="10/minute")) as client:
+        headers, _ = await signed_in(client)
+        assert (await client.get(ME, headers=headers)).status_code == 200
+        assert (await client.post("/api/v1/auth/logout", headers=headers)).status_code == 204
+        refused = await client.get(ME, headers=headers)
+        assert_problem(refused, 401, "token_revoked")
+        assert budget(refused)[:2] == (10, 7)
+
+
+@pytest.mark.parametrize("revoked", [False, True], ids=["valid", "revoked"])
+async def test_an_authenticated_request_makes_one_redis_call(app_client, backend, revoked):
+    if backend.redis_url is None:
+        pytest.skip("without Redis, limits are kept in memory and revocations in the database")
+    async with app_client(**limits()) as client:
+        headers, _ = await signed_in(client)
+        if revoked:
+            assert (await client.post("/api/v1/auth/logout", headers=headers)).status_code == 204
+        # The first script call loads the script; count a request in the steady state.
+        await client.get(PRODUCTS)
+        async with monitored(backend.redis_url) as commands:
             response = await client.get(ME, headers=headers)
-            assert response.status_code == 200
-            assert "RateLimit-Limit" not in response.headers
-        assert await metric(client, "rate_limit_storage_errors_total") == errors_before + 2
+        assert response.status_code == (401 if revoked else 200)
+        # One script counts the hit and reads the token's revocation key.
+        assert commands.sent == ["EVALSHA"]
+        assert "EXISTS" in commands.scripted

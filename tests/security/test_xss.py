@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from api.middleware import API_CSP
+from tests.conftest import sqlite_only
 from tests.helpers import create_product
 
 # (payload, text that must survive sanitising)
@@ -28,10 +29,8 @@ DESCRIPTIONS = [
 EXECUTABLE = re.compile(r"<script|<iframe|<svg|<object|<form|<style|javascript:|\son\w+\s*=|style\s*=", re.IGNORECASE)
 
 
-@pytest.fixture
-def backend(sqlite_backend):
-    """Sanitising happens before storage and reads are plain: one backend is enough."""
-    return sqlite_backend
+# Sanitising happens before storage and reads are plain: one backend is enough.
+pytestmark = sqlite_only
 
 
 async def stored_description(client, product_id: int) -> str:
@@ -40,42 +39,47 @@ async def stored_description(client, product_id: int) -> str:
         return (await session.execute(query, {"id": product_id})).scalar_one()
 
 
-async def test_descriptions_are_sanitised_on_create_and_replace(client, admin_headers, user_headers):
-    for payload, kept in DESCRIPTIONS:
-        created = await create_product(client, admin_headers, description=payload)
-        replaced = await client.put(
-            f"/api/v1/products/{created['id']}",
-            json={"name": "Replaced", "price": "1.00", "stock": 1, "description": f"Again: {payload}"},
-            headers=admin_headers,
-        )
-        assert replaced.status_code == 200
-        first = created["description"]
-        served = (await client.get(f"/api/v1/products/{created['id']}", headers=user_headers)).json()["description"]
-        for description in (first, served):
-            assert not EXECUTABLE.search(description), (payload, description)
-            assert kept in description, (payload, description)
-        assert served.startswith("Again: ")
-        # What the database holds is the sanitised text, not the payload.
-        assert await stored_description(client, created["id"]) == served
+@pytest.mark.parametrize(("payload", "kept"), DESCRIPTIONS, ids=[payload[:40] for payload, _ in DESCRIPTIONS])
+async def test_descriptions_are_sanitised_on_create_and_replace(client, admin_headers, user_headers, payload, kept):
+    created = await create_product(client, admin_headers, description=payload)
+    replaced = await client.put(
+        f"/api/v1/products/{created['id']}",
+        json={"name": "Replaced", "price": "1.00", "stock": 1, "description": f"Again: {payload}"},
+        headers=admin_headers,
+    )
+    assert replaced.status_code == 200
+    first = created["description"]
+    served = (await client.get(f"/api/v1/products/{created['id']}", headers=user_headers)).json()["description"]
+    for description in (first, served):
+        assert not EXECUTABLE.search(description), description
+        assert kept in description, description
+    assert served.startswith("Again: ")
+    # What the database holds is the sanitised text, not the payload.
+    assert await stored_description(client, created["id"]) == served
 
 
-async def test_names_are_stored_literally_and_served_only_as_json(client, admin_headers, user_headers):
-    script = "<script>alert(document.cookie)</script>"
-    image = "<img src=x onerror=alert(1)>"
-    category = await client.post("/api/v1/categories", json={"name": image, "slug": "images"}, headers=admin_headers)
+SCRIPT = "<script>alert(document.cookie)</script>"
+IMAGE = "<img src=x onerror=alert(1)>"
+
+
+@pytest.mark.parametrize("read", ["product", "category", "search"])
+async def test_names_are_stored_literally_and_served_only_as_json(client, admin_headers, user_headers, read):
+    category = await client.post("/api/v1/categories", json={"name": IMAGE, "slug": "images"}, headers=admin_headers)
     assert category.status_code == 201
-    product = await create_product(client, admin_headers, name=script, category_id=category.json()["id"])
+    product = await create_product(client, admin_headers, name=SCRIPT, category_id=category.json()["id"])
+    path = {
+        "product": f"/api/v1/products/{product['id']}",
+        "category": f"/api/v1/categories/{category.json()['id']}",
+        "search": f"/api/v1/products?q={SCRIPT}",
+    }[read]
 
-    for path, name in (
-        (f"/api/v1/products/{product['id']}", script),
-        (f"/api/v1/categories/{category.json()['id']}", image),
-        (f"/api/v1/products?q={script}", None),
-    ):
-        response = await client.get(path, headers=user_headers)
-        assert response.status_code == 200
-        body = response.json()
-        assert (body["name"] if name else body["items"][0]["name"]) == (name or script)
-        # A browser never renders it as HTML: JSON, no sniffing, and a CSP that runs nothing.
-        assert response.headers["content-type"] == "application/json"
-        assert response.headers["X-Content-Type-Options"] == "nosniff"
-        assert response.headers["Content-Security-Policy"] == API_CSP
+    response = await client.get(path, headers=user_headers)
+
+    assert response.status_code == 200
+    body = response.json()
+    served = body["items"][0]["name"] if read == "search" else body["name"]
+    assert served == (IMAGE if read == "category" else SCRIPT)
+    # A browser never renders it as HTML: JSON, no sniffing, and a CSP that runs nothing.
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Security-Policy"] == API_CSP

@@ -1,19 +1,13 @@
-"""Migrations on data: 0002 gives every existing refresh token a family, revoked if any of its tokens was; 0005
-starts existing accounts and families at session generation 0, unverified."""
+"""Migrations on data: 0002 gives every existing refresh token a family, revoked if any of its tokens was."""
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from models.base import UTCDateTime
-from tests.conftest import TEST_DATABASE_URL, _admin_execute, _unavailable, alembic_config, in_thread
+from tests.conftest import alembic_config, in_thread
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 users = sa.table("users", *(sa.column(name) for name in ("id", "username", "email", "hashed_password", "role")))
@@ -38,22 +32,6 @@ families = sa.table(
     sa.column("created_at", UTCDateTime()),
     sa.column("revoked_at", UTCDateTime()),
 )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A database with no schema at all, for migrations to build step by step."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
-        return
-    if not TEST_DATABASE_URL:
-        _unavailable("PostgreSQL", "TEST_DATABASE_URL")
-    name = f"shop_migrations_{uuid.uuid4().hex[:12]}"
-    await _admin_execute(TEST_DATABASE_URL, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _admin_execute(TEST_DATABASE_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def token(family_id: str, number: int, *, revoked: bool) -> dict[str, object]:
@@ -118,52 +96,5 @@ async def test_families_are_backfilled_from_refresh_tokens_and_given_back_on_dow
             ("ended", True),
             ("outlived", True),
         }
-    finally:
-        await engine.dispose()
-
-
-async def test_0005_starts_every_account_and_family_unverified_at_generation_0(empty_database):
-    config = alembic_config(empty_database)
-    in_thread(command.upgrade, config, "0002")
-    engine = create_async_engine(empty_database)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(
-                users.insert().values(
-                    id=1,
-                    username="old",
-                    email="old@example.com",
-                    hashed_password="x" * 60,
-                    role="admin",
-                    is_active=True,
-                    created_at=NOW,
-                    updated_at=NOW,
-                )
-            )
-            await connection.execute(families.insert().values(id="f", user_id=1, created_at=NOW, revoked_at=None))
-
-        in_thread(command.upgrade, config, "head")
-        async with engine.connect() as connection:
-            user = (
-                await connection.execute(sa.text("SELECT email_verified, session_generation, deleted_at FROM users"))
-            ).one()
-            family = await connection.scalar(sa.text("SELECT session_generation FROM refresh_token_families"))
-        assert (bool(user.email_verified), user.session_generation, user.deleted_at, family) == (False, 0, None, 0)
-
-        in_thread(command.downgrade, config, "0002")
-        async with engine.connect() as connection:
-            columns = await connection.run_sync(lambda sync: sa.inspect(sync).get_columns("users"))
-            tables = await connection.run_sync(lambda sync: sa.inspect(sync).get_table_names())
-        assert {column["name"] for column in columns} == {
-            "id",
-            "username",
-            "email",
-            "hashed_password",
-            "role",
-            "is_active",
-            "created_at",
-            "updated_at",
-        }
-        assert "account_tokens" not in tables
     finally:
         await engine.dispose()

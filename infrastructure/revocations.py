@@ -16,6 +16,11 @@ from services.errors import ServiceUnavailableError
 REDIS_KEY_PREFIX = "shop:revoked-access:"
 
 
+def revocation_key(jti: str) -> str:
+    """The Redis key that marks the access token `jti` revoked (the rate limiter checks it in the same call)."""
+    return REDIS_KEY_PREFIX + jti
+
+
 class RevocationStore(Protocol):
     async def revoke(self, *, session: AsyncSession, jti: str, expires_at: datetime) -> None: ...
 
@@ -50,13 +55,13 @@ class RedisRevocationStore:
         seconds_left = int((expires_at - datetime.now(UTC)).total_seconds()) + 1
         if seconds_left > 0:
             try:
-                await self._redis.set(REDIS_KEY_PREFIX + jti, b"1", ex=seconds_left)
+                await self._redis.set(revocation_key(jti), b"1", ex=seconds_left)
             except RedisError as error:
                 raise _redis_unavailable() from error
 
     async def load_user(self, *, session: AsyncSession, user_id: int, jti: str) -> tuple[User | None, bool]:
         try:
-            revoked = await self._redis.exists(REDIS_KEY_PREFIX + jti)
+            revoked = await self._redis.exists(revocation_key(jti))
         except RedisError as error:
             raise _redis_unavailable() from error
         if revoked:
