@@ -409,6 +409,35 @@ async def test_a_login_that_commits_after_the_sessions_ended_gets_dead_tokens(cl
     await assert_pair_works(client, await login(client, user["username"]))
 
 
+@pytest.mark.parametrize(("flow", "lock"), [("change", "lock_users"), ("erase", "lock_user_and_admins")])
+async def test_a_password_changed_while_the_old_one_was_checked_refuses_the_request(client, monkeypatch, flow, lock):
+    """The password is checked (bcrypt) before the write transaction; one replaced in between proves nothing."""
+    headers, user = await signed_in(client)
+    concurrent = await client.app.state.auth.hasher.hash("set-meanwhile-1")
+
+    async def changed_meanwhile(session: Any) -> None:
+        await session.execute(
+            update(User)
+            .where(User.id == user["id"])
+            .values(hashed_password=concurrent)
+            .execution_options(synchronize_session=False)
+        )
+
+    write_first(monkeypatch, users_repo, lock, changed_meanwhile)
+    if flow == "change":
+        body = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+        response = await client.post(f"{ME}/password", json=body, headers=headers)
+    else:
+        response = await client.request("DELETE", ME, json={"password": PASSWORD}, headers=headers)
+    monkeypatch.undo()
+
+    assert_problem(response, 403, "invalid_credentials")
+    # Nothing of the refused request happened: the account is there and its sessions live. (The stand-in for the
+    # other request wrote inside the refused transaction, so it went back with it: the old password holds.)
+    assert (await client.get(ME, headers=headers)).status_code == 200
+    assert (await login(client, user["username"]))["access_token"]
+
+
 # Erasure
 
 
