@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 from redis.asyncio import Redis
 
 from api import docs
+from api.cursors import CursorCodec
 from api.dependencies import API_PREFIX
 from api.errors import install_error_handlers
 from api.middleware import (
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
+    app.state.cursors = CursorCodec(settings.jwt_secret)
     install_error_handlers(app)
 
     # Each router carries its full prefix, so its routes are registered as they are. (include_router in this

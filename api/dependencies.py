@@ -5,10 +5,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPBearer, OAuth2PasswordBearer
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.cursors import PageQuery
 from api.schemas import MAX_ID, IdParam
 from api.verified_token import VerifiedToken, store_verified_token, verified_token
 from auth.bearer import parse_bearer
@@ -16,7 +18,6 @@ from auth.jwt import AccessClaims
 from auth.roles import Role
 from config import Settings
 from database.connection import is_unavailable
-from database.pagination import PageRequest
 from models import User
 from services.access import insufficient_role, orders_visible_to, require_may_read_user, require_verified_email
 from services.account_mail import AccountMail
@@ -180,11 +181,30 @@ UserReader = Annotated[User, Depends(user_reader)]
 OrdersReader = Annotated[User, Depends(orders_reader)]
 
 
-async def page_request(
-    page: Annotated[int, Query(ge=1, le=MAX_ID, description="1-based page number")] = 1,
+CURSOR_DESCRIPTION = (
+    "Cursor mode: empty (`cursor=`) for the first items, else a page's `next_cursor` for the items after it, in "
+    "the same order, with any `size`. No count is made (`total`, `page` and `pages` are null) and a page costs the "
+    "same at any depth; walking a list this way while it changes returns every row that matched throughout (its "
+    "sort key unchanged) exactly once. A cursor is opaque and works only with the filters and `sort` of the "
+    "request that returned it, on the same list: anything else is 400 `invalid_cursor`. Not with `page`."
+)
+
+
+async def page_query(
+    request: Request,
+    page: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="1-based page number (default 1); not with `cursor`")
+    ] = None,
     size: Annotated[int, Query(ge=1, le=100, description="Items per page")] = 20,
-) -> PageRequest:
-    return PageRequest(page=page, size=size)
+    cursor: Annotated[str | None, Query(description=CURSOR_DESCRIPTION)] = None,
+) -> PageQuery:
+    if page is not None and cursor is not None:
+        raise RequestValidationError(
+            [{"type": "page_with_cursor", "loc": ("query", "page"), "msg": "Send either page or cursor, not both"}]
+        )
+    # The route's path names the list a cursor belongs to.
+    list_path = request.scope["route"].path
+    return PageQuery(codec=request.app.state.cursors, list_path=list_path, size=size, page=page, cursor=cursor)
 
 
-PageDep = Annotated[PageRequest, Depends(page_request)]
+PageDep = Annotated[PageQuery, Depends(page_query)]

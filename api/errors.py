@@ -13,6 +13,7 @@ from observability.logging import request_id_var
 from services.errors import (
     AuthenticationError,
     ConflictError,
+    InvalidCursorError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
@@ -50,6 +51,7 @@ class UnsupportedMediaTypeError(ShopError):
 
 STATUS_BY_ERROR: dict[type[ShopError], int] = {
     UnknownReferenceError: 400,
+    InvalidCursorError: 400,
     AuthenticationError: 401,
     PermissionDeniedError: 403,
     NotFoundError: 404,

@@ -166,13 +166,17 @@ class Problem(BaseModel):
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
-    total: int
-    page: int
+    total: int | None = Field(description="Items matching the query; null in cursor mode, which counts nothing")
+    page: int | None = Field(description="null in cursor mode")
     size: int
-    pages: int = Field(description="0 when total is 0")
+    pages: int | None = Field(description="0 when total is 0; null in cursor mode")
+    next_cursor: str | None = Field(
+        description="Send as `cursor` for the items after this page's last one, in the same order and with the "
+        "same filters; null when no item follows"
+    )
 
 
-def page_of(schema: type[ResponseT], result: PageResult[Any]) -> Page[ResponseT]:
+def page_of(schema: type[ResponseT], result: PageResult[Any], *, next_cursor: str | None) -> Page[ResponseT]:
     """Shape a page of ORM objects as the API's page envelope."""
     return Page[schema](  # type: ignore[valid-type]
         items=[schema.model_validate(item) for item in result.items],
@@ -180,6 +184,7 @@ def page_of(schema: type[ResponseT], result: PageResult[Any]) -> Page[ResponseT]
         page=result.page,
         size=result.size,
         pages=result.pages,
+        next_cursor=next_cursor,
     )
 
 

@@ -6,7 +6,9 @@ metrics or problem details. Run by bench/run.py as `uvicorn bench.baseline:app`,
 BASELINE_DATABASE_URL (a plain postgresql:// DSN), REDIS_URL, SECRET_KEY, ACCESS_TOKEN_TTL_SECONDS.
 """
 
+import base64
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -92,6 +94,25 @@ def _money(value: Decimal) -> str:
     return f"{value:.2f}"
 
 
+# The same cursor as api/cursors.py issues: the last item's key, HMAC-SHA256 bound to the list and its query.
+CURSOR_KEY = hmac.new(SECRET.encode(), b"shop list cursor v1", hashlib.sha256).digest()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _next_cursor(request: Request, row: asyncpg.Record) -> str:
+    filters = {"category_id": None, "q": None, "min_price": None, "max_price": None, "in_stock": None, "sort": "price"}
+    document = json.dumps(
+        {"list": request.url.path, "filters": {"filters": filters}}, sort_keys=True, separators=(",", ":")
+    )
+    scope = hashlib.sha256(document.encode()).digest()
+    payload = _b64(json.dumps([["d", _money(row["price"])], ["i", str(row["id"])]], separators=(",", ":")).encode())
+    mac = hmac.new(CURSOR_KEY, scope + b"." + payload.encode(), hashlib.sha256).digest()
+    return f"{payload}.{_b64(mac)}"
+
+
 def _product(row: asyncpg.Record) -> dict[str, Any]:
     return {
         "id": row["id"],
@@ -149,8 +170,16 @@ async def list_products(request: Request) -> Response:
         offset = (page - 1) * size
         rows = await connection.fetch(PAGE_BY_PRICE, size, offset) if offset < total else []
     pages = -(-total // size) if total else 0
+    next_cursor = _next_cursor(request, rows[-1]) if rows and offset + len(rows) < total else None
     return JSONResponse(
-        {"items": [_product(row) for row in rows], "total": total, "page": page, "size": size, "pages": pages}
+        {
+            "items": [_product(row) for row in rows],
+            "total": total,
+            "page": page,
+            "size": size,
+            "pages": pages,
+            "next_cursor": next_cursor,
+        }
     )
 
 

@@ -9,14 +9,20 @@ What it does, in about three minutes by default:
    POST an order (a product with a huge stock) and login, running ours and the baseline in turn (A B A B ...);
 4. measures the p99 of GET one product on our app alone, then during a storm of concurrent logins;
 5. prints requests/s, p50 and p99 for both, our/baseline ratios and the targets, and writes them to
-   bench/results/; stops both servers and drops the database.
+   bench/results/; stops both servers and drops the database;
+6. the scale scenario, in a database of its own seeded with 1,000,000 products (`cli.py seed-products`, then
+   VACUUM ANALYZE, as autovacuum would after a bulk load; seeding takes a few minutes): the p50 and p99 of single
+   requests (wrk, one connection) to our app alone, for a cursor list's first page, a cursor page sorted by price
+   from the middle of the catalogue, and `q` in cursor mode for a rare term (one product) and a common one (every
+   product), against their targets; a numbered first page (which counts every match) beside them.
 
 Needs wrk (Debian/Ubuntu: `apt-get install -y wrk`; macOS: `brew install wrk`), and PostgreSQL and Redis.
 Environment (all optional): BENCH_POSTGRES_URL (a server URL whose user may create databases, default
 postgresql://postgres@127.0.0.1:5432/postgres), BENCH_REDIS_URL (default redis://127.0.0.1:6379/0; only read),
 BENCH_DURATION (seconds per measured run, default 6), BENCH_ROUNDS (default 2), BENCH_CONNECTIONS (default 16),
 BENCH_STORM_CONNECTIONS (default 32), BENCH_PORT (our port; the baseline takes the next; default 8101),
-BENCH_STRICT=1 (exit 1 when a target is missed).
+BENCH_STRICT=1 (exit 1 when a target is missed), BENCH_SCALE (`1`, the default: everything; `0`: skip the scale
+scenario; `only`: the scale scenario alone), BENCH_SCALE_PRODUCTS (default 1000000).
 """
 
 import asyncio
@@ -55,7 +61,11 @@ LOGIN_SECONDS = 10
 STORM_CONNECTIONS = int(os.environ.get("BENCH_STORM_CONNECTIONS", "32"))
 PORT = int(os.environ.get("BENCH_PORT", "8101"))
 STRICT = os.environ.get("BENCH_STRICT") == "1"
+SCALE = os.environ.get("BENCH_SCALE", "1")
+SCALE_PRODUCTS = int(os.environ.get("BENCH_SCALE_PRODUCTS", "1000000"))
 PRODUCTS = 10_000
+# The run's signing key, given to every server it starts.
+SECRET = secrets.token_urlsafe(48)
 WARM_UP_SECONDS = 2
 BCRYPT_ROUNDS = 12
 
@@ -64,6 +74,16 @@ CUSTOMER = {"username": "bench_customer", "password": "bench-password-123"}
 # (ours >= ratio × baseline requests/s) for these scenarios; the storm may raise p99 by less than STORM_LIMIT.
 RATIO_TARGETS = {"GET one product": 0.5, "GET a page of products": 0.4}
 STORM_LIMIT = 5.0
+# Seeded names are "Product 000001" to "Product 1000000": the rare term is in one name, the common one in all.
+RARE_TERM = "123456"
+COMMON_TERM = "product"
+# p50 of single requests at SCALE_PRODUCTS, in ms; scenarios without one are shown for comparison.
+SCALE_TARGETS_MS = {
+    "cursor: first page": 10.0,
+    "cursor: by price, mid-catalogue": 10.0,
+    f"cursor: q={RARE_TERM} (rare)": 20.0,
+    f"cursor: q={COMMON_TERM} (common)": 20.0,
+}
 
 
 def log(message: str) -> None:
@@ -337,25 +357,94 @@ def report(results: dict[str, Any], storm: dict[str, Any], context: dict[str, An
     return "\n".join(lines), met
 
 
-def main() -> int:
-    if shutil.which("wrk") is None:
-        print(
-            "make bench needs wrk, the HTTP load generator: install it with `apt-get install -y wrk` "
-            "(Debian/Ubuntu) or `brew install wrk` (macOS), then run it again.",
-            file=sys.stderr,
-        )
-        return 2
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    name = f"shop_bench_{uuid.uuid4().hex[:8]}"
-    database_url = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=name)
-    plain_url = make_url(POSTGRES_URL).set(drivername="postgresql", database=name)
-    secret = secrets.token_urlsafe(48)
-    env = {
+def scale_scenarios(base_url: str, token: str) -> list[Scenario]:
+    """The scale scenario's requests; the mid-catalogue cursor comes from a numbered page halfway down."""
+    middle = f"{base_url}/api/v1/products?sort=price&size=20&page={SCALE_PRODUCTS // 40}"
+    cursor = request_json("GET", middle, token=token)["next_cursor"]
+    single = {"connections": 1}
+    return [
+        Scenario("page: first page (counts)", "/api/v1/products?size=20", **single),
+        Scenario("cursor: first page", "/api/v1/products?size=20&cursor=", **single),
+        Scenario("cursor: by price, mid-catalogue", f"/api/v1/products?sort=price&size=20&cursor={cursor}", **single),
+        Scenario(f"cursor: q={RARE_TERM} (rare)", f"/api/v1/products?q={RARE_TERM}&size=20&cursor=", **single),
+        Scenario(f"cursor: q={COMMON_TERM} (common)", f"/api/v1/products?q={COMMON_TERM}&size=20&cursor=", **single),
+        Scenario(f"page: q={RARE_TERM} (rare)", f"/api/v1/products?q={RARE_TERM}&size=20", **single),
+    ]
+
+
+async def vacuum_analyze(url: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("VACUUM ANALYZE products")
+    finally:
+        await connection.close()
+
+
+def measure_scale() -> dict[str, Any]:
+    """Single-request latencies of our app alone over SCALE_PRODUCTS products, in a database of their own."""
+    name = f"shop_bench_scale_{uuid.uuid4().hex[:8]}"
+    env = bench_env(name)
+    log(f"scale: creating database {name}, migrating, seeding {SCALE_PRODUCTS} products (takes a while)")
+    asyncio.run(create_database(name))
+    server: Server | None = None
+    try:
+        run_step([sys.executable, "-m", "alembic", "upgrade", "head"], env, "alembic upgrade head")
+        started = time.monotonic()
+        run_step([sys.executable, "cli.py", "seed-products", "--count", str(SCALE_PRODUCTS)], env, "seeding")
+        asyncio.run(vacuum_analyze(env["BASELINE_DATABASE_URL"]))
+        seeded_seconds = time.monotonic() - started
+        server = Server("ours-scale", "main:app", PORT + 2, env)
+        server.wait_ready()
+        token = request_json("POST", f"{server.base_url}/api/v1/auth/login", ADMIN)["access_token"]
+        results: dict[str, Any] = {}
+        for scenario in scale_scenarios(server.base_url, token):
+            log(f"scale: {scenario.name}: warm-up, then {ROUNDS} × {DURATION}s, one connection")
+            run_wrk(server.base_url, scenario, token, WARM_UP_SECONDS)
+            runs = [run_wrk(server.base_url, scenario, token, DURATION) for _ in range(ROUNDS)]
+            results[scenario.name] = {"ours": combine(runs), "runs": [asdict(run) for run in runs]}
+    finally:
+        if server is not None:
+            server.stop()
+        asyncio.run(drop_database(name))
+    return {"products": SCALE_PRODUCTS, "seed_and_vacuum_seconds": seeded_seconds, "scenarios": results}
+
+
+def scale_report(scale: dict[str, Any], context: dict[str, Any]) -> tuple[str, bool]:
+    lines = [
+        f"shop bench scale, {context['when']}: PostgreSQL {context['postgres']}, one uvicorn worker; "
+        f"machine: {context['machine']['cpus']} CPUs, {context['machine']['cpu_model']}, "
+        f"load average at start {context['machine']['load_average_at_start']}",
+        f"{scale['products']:,} products (seeded and vacuumed in {scale['seed_and_vacuum_seconds']:.0f}s), "
+        f"our app alone, single requests (wrk -c1), {ROUNDS} runs of {DURATION}s",
+        "",
+        f"{'scenario':<36}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}  target",
+    ]
+    met = True
+    for name, result in scale["scenarios"].items():
+        ours = result["ours"]
+        target = SCALE_TARGETS_MS.get(name)
+        verdict = ""
+        if target is not None:
+            ok = ours["p50_ms"] <= target
+            met &= ok
+            verdict = f"p50 <= {target:.0f} ms {'met' if ok else 'MISSED'}"
+        lines.append(f"{name:<36}{ours['rps']:>8.1f}{ours['p50_ms']:>8.1f}{ours['p99_ms']:>8.1f}  {verdict}")
+    errors = {name: result["ours"]["errors"] for name, result in scale["scenarios"].items() if result["ours"]["errors"]}
+    if errors:
+        lines.append(f"ERRORS (non-2xx or socket errors): {errors}")
+    return "\n".join(lines), met
+
+
+def bench_env(database: str) -> dict[str, str]:
+    """What every server of the run is started with, on `database`."""
+    database_url = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=database)
+    plain_url = make_url(POSTGRES_URL).set(drivername="postgresql", database=database)
+    return {
         **os.environ,
         "ENVIRONMENT": "production",
         "DATABASE_URL": database_url.render_as_string(hide_password=False),
         "REDIS_URL": REDIS_URL,
-        "SECRET_KEY": secret,
+        "SECRET_KEY": SECRET,
         "ACCESS_TOKEN_TTL_SECONDS": "3600",  # outlives the run
         "RATE_LIMIT_ENABLED": "false",
         # Up to 20 pooled connections kept open, as the baseline's asyncpg pool does; the default 10 + 10 overflow
@@ -369,8 +458,12 @@ def main() -> int:
         "ADMIN_PASSWORD": ADMIN["password"],
         "BASELINE_DATABASE_URL": plain_url.render_as_string(hide_password=False),
     }
-    context = {"when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
-    context["postgres"] = asyncio.run(server_version())
+
+
+def measure_throughput() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Ours against the baseline over PRODUCTS products, then the login storm, in a database of their own."""
+    name = f"shop_bench_{uuid.uuid4().hex[:8]}"
+    env = bench_env(name)
     servers: list[Server] = []
     log(f"creating database {name}, migrating, seeding {PRODUCTS} products")
     asyncio.run(create_database(name))
@@ -426,13 +519,39 @@ def main() -> int:
         for server in servers:
             server.stop()
         asyncio.run(drop_database(name))
+    return results, storm
 
-    text, met = report(results, storm, context)
+
+def main() -> int:
+    if shutil.which("wrk") is None:
+        print(
+            "make bench needs wrk, the HTTP load generator: install it with `apt-get install -y wrk` "
+            "(Debian/Ubuntu) or `brew install wrk` (macOS), then run it again.",
+            file=sys.stderr,
+        )
+        return 2
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    context = {"when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
+    context["postgres"] = asyncio.run(server_version())
+    document: dict[str, Any] = {"context": context}
+    texts: list[str] = []
+    met = True
+    if SCALE != "only":
+        results, storm = measure_throughput()
+        text, throughput_met = report(results, storm, context)
+        document.update(scenarios=results, storm=storm)
+        texts.append(text)
+        met &= throughput_met
+    if SCALE != "0":
+        document["scale"] = measure_scale()
+        text, scale_met = scale_report(document["scale"], context)
+        texts.append(text)
+        met &= scale_met
+
+    text = "\n\n".join(texts)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     (RESULTS / f"bench-{stamp}.txt").write_text(text + "\n")
-    (RESULTS / f"bench-{stamp}.json").write_text(
-        json.dumps({"context": context, "scenarios": results, "storm": storm}, indent=2) + "\n"
-    )
+    (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(document, indent=2) + "\n")
     print(text)
     print(f"\n(written to {RESULTS.relative_to(ROOT)}/bench-{stamp}.txt and .json)")
     if STRICT and not met:

@@ -5,7 +5,7 @@ import re
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.connection import write_transaction
-from database.pagination import Page, PageRequest
+from database.pagination import ListRequest, Page
 from database.repositories import categories as categories_repo
 from models import Category, User
 from services.access import require_active_admin
@@ -34,7 +34,7 @@ def _slug_for(name: str, slug: str | None) -> str:
     return chosen
 
 
-async def list_categories(*, session: AsyncSession, page: PageRequest) -> Page[Category]:
+async def list_categories(*, session: AsyncSession, page: ListRequest) -> Page[Category]:
     return await categories_repo.list_categories(session, page)
 
 

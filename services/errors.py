@@ -21,6 +21,12 @@ class UnknownReferenceError(ShopError):
     code = "unknown_reference"
 
 
+class InvalidCursorError(ShopError):
+    """A list cursor the service did not issue for this list, these filters and this sort."""
+
+    code = "invalid_cursor"
+
+
 class ConflictError(ShopError):
     code = "conflict"
 

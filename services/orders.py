@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.connection import write_transaction
-from database.pagination import Page, PageRequest
+from database.pagination import ListRequest, Page
 from database.repositories import orders as orders_repo
 from database.repositories import products as products_repo
 from models import IdempotencyKey, Order, OrderStatus, User
@@ -124,7 +124,7 @@ async def get_order(*, session: AsyncSession, actor: User, order_id: int) -> Ord
 
 
 async def list_orders(
-    *, session: AsyncSession, actor: User, page: PageRequest, user_id: int | None, status: OrderStatus | None
+    *, session: AsyncSession, actor: User, page: ListRequest, user_id: int | None, status: OrderStatus | None
 ) -> Page[Order]:
     """Orders newest first: `actor`'s own, or an admin's choice of everyone's or `user_id`'s."""
     return await orders_repo.list_orders(

@@ -8,7 +8,7 @@ import nh3
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.connection import write_transaction
-from database.pagination import Page, PageRequest
+from database.pagination import ListRequest, Page
 from database.repositories import products as products_repo
 from models import Product, User
 from services.access import require_active_admin
@@ -30,7 +30,7 @@ def sanitise_description(text: str) -> str:
     return nh3.clean(text)
 
 
-async def list_products(*, session: AsyncSession, filters: ProductFilter, page: PageRequest) -> Page[Product]:
+async def list_products(*, session: AsyncSession, filters: ProductFilter, page: ListRequest) -> Page[Product]:
     return await products_repo.list_products(session, filters, page)
 
 

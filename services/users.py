@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth.roles import Role
 from auth.security import PasswordHasher
 from database.connection import release_connection, write_transaction
-from database.pagination import Page, PageRequest
+from database.pagination import ListRequest, Page
 from database.repositories import users as users_repo
 from models import User
 from services.access import require_active_admin, require_may_read_user
@@ -85,7 +85,7 @@ async def get_user(*, session: AsyncSession, actor: User, user_id: int) -> User:
     return _found(await users_repo.get_user(session, user_id), user_id)
 
 
-async def list_users(*, session: AsyncSession, page: PageRequest) -> Page[User]:
+async def list_users(*, session: AsyncSession, page: ListRequest) -> Page[User]:
     return await users_repo.list_users(session, page)
 
 

@@ -6,15 +6,17 @@ from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
 from api.routing import api_router
-from api.schemas import CategoryIn, CategoryOut, Page, PathId, page_of
+from api.schemas import CategoryIn, CategoryOut, Page, PathId
 from services import categories as categories_service
 
 router = api_router(prefix=f"{API_PREFIX}/categories", tags=["categories"], responses=PROTECTED)
 
 
-@router.get("", response_model=Page[CategoryOut], summary="Categories, ordered by name")
+@router.get("", response_model=Page[CategoryOut], responses=problems(400), summary="Categories, ordered by name")
 async def list_categories(_user: CurrentUser, session: SessionDep, page: PageDep) -> ModelResponse:
-    return ModelResponse(page_of(CategoryOut, await categories_service.list_categories(session=session, page=page)))
+    paging = page.bind()
+    result = await categories_service.list_categories(session=session, page=paging.request)
+    return ModelResponse(paging.page_of(CategoryOut, result))
 
 
 @router.get("/{id}", response_model=CategoryOut, responses=problems(404), summary="A category")

@@ -19,10 +19,11 @@ from api.dependencies import (
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse
 from api.routing import api_router
-from api.schemas import IdParam, OrderIn, OrderOut, OrderStatusIn, Page, PathId, page_of
+from api.schemas import IdParam, OrderIn, OrderOut, OrderStatusIn, Page, PathId
 from models import Order, OrderStatus
 from observability.metrics import ORDERS_PLACED, ORDERS_REFUSED
 from services import orders as orders_service
+from services.access import orders_visible_to
 from services.errors import ShopError
 from services.order_status import describe_transitions
 from services.orders import OrderLine
@@ -105,7 +106,12 @@ async def place_order(
     )
 
 
-@router.get("", response_model=Page[OrderOut], summary="Orders, newest first: one's own, or everyone's for an admin")
+@router.get(
+    "",
+    response_model=Page[OrderOut],
+    responses=problems(400),
+    summary="Orders, newest first: one's own, or everyone's for an admin",
+)
 async def list_orders(
     reader: OrdersReader,
     session: SessionDep,
@@ -113,10 +119,12 @@ async def list_orders(
     order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
     user_id: Annotated[IdParam | None, Query(description="Admins only: one user's orders")] = None,
 ) -> ModelResponse:
+    # The cursor is bound to whose orders it walks, as the access rule decides it.
+    paging = page.bind(user_id=orders_visible_to(actor=reader, user_id=user_id), status=order_status)
     result = await orders_service.list_orders(
-        session=session, actor=reader, page=page, user_id=user_id, status=order_status
+        session=session, actor=reader, page=paging.request, user_id=user_id, status=order_status
     )
-    return ModelResponse(page_of(OrderOut, result))
+    return ModelResponse(paging.page_of(OrderOut, result))
 
 
 @router.get("/{id}", response_model=OrderOut, responses=problems(404), summary="An order (its owner, or an admin)")

@@ -9,7 +9,7 @@ from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
 from api.openapi import LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
 from api.routing import api_router
-from api.schemas import IdParam, NoNul, Page, PathId, ProductIn, ProductOut, ProductSort, page_of
+from api.schemas import IdParam, NoNul, Page, PathId, ProductIn, ProductOut, ProductSort
 from services import products as products_service
 from services.catalogue import ProductFilter
 from services.products import ProductData
@@ -25,7 +25,9 @@ def _data(body: ProductIn) -> ProductData:
     )
 
 
-@router.get("", response_model=Page[ProductOut], summary="Products, filtered, sorted and paged")
+@router.get(
+    "", response_model=Page[ProductOut], responses=problems(400), summary="Products, filtered, sorted and paged"
+)
 async def list_products(
     _user: CurrentUser,
     session: SessionDep,
@@ -44,9 +46,9 @@ async def list_products(
     filters = ProductFilter(
         category_id=category_id, q=q, min_price=min_price, max_price=max_price, in_stock=in_stock, sort=sort
     )
-    return ModelResponse(
-        page_of(ProductOut, await products_service.list_products(session=session, filters=filters, page=page))
-    )
+    paging = page.bind(filters=filters)
+    result = await products_service.list_products(session=session, filters=filters, page=paging.request)
+    return ModelResponse(paging.page_of(ProductOut, result))
 
 
 @router.get("/{id}", response_model=ProductOut, responses=problems(404), summary="A product")

@@ -31,7 +31,6 @@ from api.schemas import (
     UserCreateIn,
     UserOut,
     UserPatch,
-    page_of,
 )
 from services import accounts as accounts_service
 from services import users as users_service
@@ -126,9 +125,11 @@ async def send_verification_email(user: CurrentUser, session: SessionDep, mail: 
     return ModelResponse(AcceptedOut(detail="A verification mail is on its way"), status_code=status.HTTP_202_ACCEPTED)
 
 
-@router.get("", response_model=Page[UserOut], summary="All users, by id (admin)")
+@router.get("", response_model=Page[UserOut], responses=problems(400), summary="All users, by id (admin)")
 async def list_users(_admin: Admin, session: SessionDep, page: PageDep) -> ModelResponse:
-    return ModelResponse(page_of(UserOut, await users_service.list_users(session=session, page=page)))
+    paging = page.bind()
+    result = await users_service.list_users(session=session, page=paging.request)
+    return ModelResponse(paging.page_of(UserOut, result))
 
 
 @router.post(

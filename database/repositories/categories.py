@@ -3,13 +3,13 @@
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from database.pagination import Page, PageRequest, fetch_page
+from database.pagination import Keyset, ListRequest, Page, fetch_page
 from database.violations import flush_row
 from models import Category, Product
 
 
-async def list_categories(session: AsyncSession, page: PageRequest) -> Page[Category]:
-    return await fetch_page(session, select(Category).order_by(Category.name, Category.id), page)
+async def list_categories(session: AsyncSession, page: ListRequest) -> Page[Category]:
+    return await fetch_page(session, select(Category), page, Keyset.of(Category.name, Category.id))
 
 
 async def get_category(session: AsyncSession, category_id: int) -> Category | None:

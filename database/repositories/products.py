@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.functions import casefold
-from database.pagination import Page, PageRequest, fetch_page
+from database.pagination import Keyset, ListRequest, Page, fetch_page
 from database.violations import flush_row
 from models import Product
 from services.catalogue import ProductFilter
@@ -47,14 +47,9 @@ def _conditions(filters: ProductFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-async def list_products(session: AsyncSession, filters: ProductFilter, page: PageRequest) -> Page[Product]:
-    descending = filters.descending
-    column = SORT_COLUMNS[filters.sort_key]
-    order = [column.desc() if descending else column.asc()]
-    if column is not Product.id:
-        order.append(Product.id.desc() if descending else Product.id.asc())
-    query = select(Product).where(*_conditions(filters)).order_by(*order)
-    return await fetch_page(session, query, page)
+async def list_products(session: AsyncSession, filters: ProductFilter, page: ListRequest) -> Page[Product]:
+    order = Keyset.of(SORT_COLUMNS[filters.sort_key], Product.id, descending=filters.descending)
+    return await fetch_page(session, select(Product).where(*_conditions(filters)), page, order)
 
 
 async def get_live_product(session: AsyncSession, product_id: int) -> Product | None:

@@ -6,7 +6,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.roles import Role
-from database.pagination import Page, PageRequest, fetch_page
+from database.pagination import Keyset, ListRequest, Page, fetch_page
 from database.violations import DOMAIN_ERRORS, EMAIL_TAKEN, USERNAME_TAKEN, flush_row
 from models import RevokedAccessToken, User
 
@@ -131,5 +131,6 @@ async def save_user(session: AsyncSession, user: User) -> None:
     await flush_row(session, user)
 
 
-async def list_users(session: AsyncSession, page: PageRequest) -> Page[User]:
-    return await fetch_page(session, select(User).where(User.deleted_at.is_(None)).order_by(User.id), page)
+async def list_users(session: AsyncSession, page: ListRequest) -> Page[User]:
+    """Every account but the erased ones, by id."""
+    return await fetch_page(session, select(User).where(User.deleted_at.is_(None)), page, Keyset((User.id,)))

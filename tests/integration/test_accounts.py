@@ -467,6 +467,8 @@ async def test_erasure_frees_the_name_and_address_and_keeps_the_orders(client, s
     listed = (await client.get(f"{API}/users", headers=admin)).json()
     assert user["id"] not in {each["id"] for each in listed["items"]}
     assert listed["total"] == 1
+    walked = (await client.get(f"{API}/users", params={"cursor": ""}, headers=admin)).json()
+    assert [each["id"] for each in walked["items"]] == [each["id"] for each in listed["items"]]
     kept = await client.get(f"{API}/orders/{order['id']}", headers=admin)
     assert (kept.status_code, kept.json()["user_id"], kept.json()["total"]) == (200, user["id"], order["total"])
     # Nothing personal is left in the row, and nothing can be mailed to the address any more.

@@ -42,7 +42,7 @@ async def test_create_returns_201_with_location_and_the_category(client: AsyncCl
 async def test_list_is_ordered_by_name_in_pages(client: AsyncClient, admin_headers: dict) -> None:
     empty = await client.get(CATEGORIES, headers=admin_headers)
     assert empty.status_code == 200
-    assert empty.json() == {"items": [], "total": 0, "page": 1, "size": 20, "pages": 0}
+    assert empty.json() == {"items": [], "total": 0, "page": 1, "size": 20, "pages": 0, "next_cursor": None}
 
     for name in ["Cherry", "Apple", "Banana"]:
         await create_category(client, admin_headers, name)

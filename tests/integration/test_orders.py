@@ -275,7 +275,7 @@ async def test_guests_read_but_cannot_order(client, admin_headers, user_headers,
     # A guest's own list is simply empty; the user's order is not in it.
     listed = await client.get(ORDERS, headers=guest_headers)
     assert listed.status_code == 200
-    assert listed.json() == {"items": [], "total": 0, "page": 1, "size": 20, "pages": 0}
+    assert listed.json() == {"items": [], "total": 0, "page": 1, "size": 20, "pages": 0, "next_cursor": None}
 
 
 @sqlite_only  # refused before any query runs

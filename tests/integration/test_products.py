@@ -542,7 +542,7 @@ async def test_filters(client: AppClient, admin_headers: dict) -> None:
 
 async def test_pages(client: AppClient, admin_headers: dict) -> None:
     empty = await client.get(PRODUCTS, headers=admin_headers)
-    assert empty.json() == {"items": [], "total": 0, "page": 1, "size": 20, "pages": 0}
+    assert empty.json() == {"items": [], "total": 0, "page": 1, "size": 20, "pages": 0, "next_cursor": None}
 
     ids = [(await create_product(client, admin_headers))["id"] for _ in range(21)]
     # Defaults: page 1 of size 20.
@@ -559,7 +559,8 @@ async def test_pages(client: AppClient, admin_headers: dict) -> None:
     # Past the last page: 200, no items, the totals still right.
     past = [await client.get(PRODUCTS, params={"page": page, "size": 10}, headers=admin_headers) for page in (4, 1000)]
     assert [(response.status_code, response.json()) for response in past] == [
-        (200, {"items": [], "total": 21, "page": page, "size": 10, "pages": 3}) for page in (4, 1000)
+        (200, {"items": [], "total": 21, "page": page, "size": 10, "pages": 3, "next_cursor": None})
+        for page in (4, 1000)
     ]
 
     bodies = [(await client.get(PRODUCTS, params={"size": size}, headers=admin_headers)).json() for size in (1, 100)]

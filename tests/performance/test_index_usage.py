@@ -1,9 +1,11 @@
 """At 100k products on PostgreSQL, the catalogue's indexed filters and sorts never scan the whole products table.
 
-Not covered, by design: `q` is a substring match (lower(name) LIKE '%...%'), which no btree index can serve
-(a pg_trgm GIN index could, but it exists on PostgreSQL only), and `in_stock=true` matches nearly every row, where
-a sequential scan is the right plan. An unfiltered page's count reads every live row whatever the indexes, so for
-sorts without a filter only the page query itself is checked.
+`q` (lower(name) LIKE '%...%') is served by the pg_trgm index on lower(name). A cursor page, at any depth and in
+every sort, is one statement that reads one range of an index and sorts nothing.
+
+Not covered, by design: `in_stock=true` matches nearly every row, where a sequential scan is the right plan. An
+unfiltered page's count reads every live row whatever the indexes, so for sorts without a filter only the page
+query itself is checked.
 """
 
 import asyncio
@@ -18,7 +20,7 @@ from sqlalchemy import event, text
 import cli
 from config import Settings
 from database.connection import Database, write_transaction
-from database.pagination import PageRequest
+from database.pagination import CursorRequest, ListRequest, PageRequest
 from database.repositories import products as products_repo
 from models import Category, Product
 from services.catalogue import ProductFilter
@@ -75,7 +77,7 @@ def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from plan_nodes(child)
 
 
-async def explained(url: str, filters: ProductFilter, page: PageRequest) -> list[tuple[str, list[dict[str, Any]]]]:
+async def explained(url: str, filters: ProductFilter, page: ListRequest) -> list[tuple[str, list[dict[str, Any]]]]:
     """Run the repository's list query, then EXPLAIN each statement it sent, with the same parameters."""
     database = Database(Settings(environment="test", database_url=url))
     sent: list[tuple[str, Any]] = []
@@ -150,3 +152,54 @@ async def test_sorted_pages_come_off_an_index(catalogue, filters, page):
     assert "count(" in count_statement
     assert "LIMIT" in page_statement
     assert_uses_index(plans[-1][1], page_statement)
+
+
+# Names are "Product 000001" to "Product 100000": this term is in one of them.
+RARE_TERM = "054321"
+TRIGRAM_INDEX = "ix_products_name_trigram"
+SEARCHED = {
+    "page": (ProductFilter(q=RARE_TERM), PageRequest()),
+    "cursor": (ProductFilter(q=RARE_TERM), CursorRequest()),
+    "cursor, by price": (ProductFilter(q=RARE_TERM, sort="-price"), CursorRequest()),
+    "cursor, by name, with a category": (ProductFilter(q=RARE_TERM, sort="name", category_id=22), CursorRequest()),
+}
+
+
+@pytest.mark.parametrize(("filters", "page"), list(SEARCHED.values()), ids=list(SEARCHED))
+async def test_q_is_served_by_the_trigram_index(catalogue, filters, page):
+    plans = await explained(catalogue, filters, page)
+
+    assert len(plans) == (2 if isinstance(page, PageRequest) else 1)
+    for statement, plan in plans:
+        assert TRIGRAM_INDEX in {node.get("Index Name") for node in plan}, statement
+        assert not [node for node in plan if node["Node Type"] == "Seq Scan"], statement
+
+
+async def middle_key(url: str, filters: ProductFilter) -> tuple[Any, ...]:
+    """The sort key of the product halfway down the catalogue in this order."""
+    database = Database(Settings(environment="test", database_url=url))
+    try:
+        async with database.sessionmaker() as session:
+            page = await products_repo.list_products(session, filters, PageRequest(page=PRODUCTS // 40, size=20))
+    finally:
+        await database.dispose()
+    assert page.next_key is not None
+    return page.next_key
+
+
+CURSOR_SORTS = ["id", "-id", "price", "-price", "name", "-name", "created_at", "-created_at"]
+
+
+@pytest.mark.parametrize("sort", CURSOR_SORTS)
+async def test_a_cursor_page_is_one_index_range_at_any_depth(catalogue, sort):
+    filters = ProductFilter(sort=sort)
+    for after in (None, await middle_key(catalogue, filters)):
+        plans = await explained(catalogue, filters, CursorRequest(size=20, after=after))
+
+        assert len(plans) == 1  # no count: the page and whether more follow, at once
+        statement, plan = plans[0]
+        assert "LIMIT" in statement
+        assert_uses_index(plan, statement)
+        # Seeded products share created_at by the thousand and prices by the few: only an index that ends with
+        # the id gives the page in order without sorting the ties.
+        assert not [node for node in plan if "Sort" in node["Node Type"]], (statement, plan)

@@ -5,7 +5,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from database.pagination import PageRequest, fetch_page
+from database.pagination import Keyset, PageRequest, fetch_page
 from database.repositories import categories as categories_repo
 from database.repositories import products as products_repo
 from models import Category, Product
@@ -74,7 +74,7 @@ async def test_q_ignores_deleted_products(session: AsyncSession) -> None:
 
 
 async def test_fetch_page_of_nothing_has_no_pages(session: AsyncSession) -> None:
-    page = await fetch_page(session, select(Category).order_by(Category.id), PageRequest(page=1, size=20))
+    page = await fetch_page(session, select(Category), PageRequest(page=1, size=20), Keyset((Category.id,)))
     assert (page.items, page.total, page.page, page.size, page.pages) == ([], 0, 1, 20, 0)
 
 

@@ -46,8 +46,10 @@ async def _built_by_the_models(backend: Backend) -> AsyncIterator[AsyncConnectio
         async with engine.connect() as connection:
             if backend.name != "sqlite":
                 await connection.execute(text("CREATE SCHEMA model_probe"))
-                await connection.execute(text("SET LOCAL search_path TO model_probe"))
-            await connection.run_sync(Base.metadata.create_all)
+                # public stays on the path, behind it, for the extensions' objects (pg_trgm's operator class).
+                await connection.execute(text("SET LOCAL search_path TO model_probe, public"))
+            # Not checking first: the migrated tables, visible through public, are not the ones to build.
+            await connection.run_sync(Base.metadata.create_all, checkfirst=False)
             yield connection
             await connection.rollback()
     finally:
