@@ -21,6 +21,8 @@ DATA_DIR = Path("data")
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///./{DATA_DIR}/shop.db"
 DEVELOPMENT_SECRET_FILE = DATA_DIR / "secret_key"
 MIN_SECRET_BYTES = 32
+# Where a mail's link template takes its token (a placeholder, not a secret).
+TOKEN_PLACEHOLDER = "{token}"  # noqa: S105  # nosec B105
 
 logger = logging.getLogger(__name__)
 
@@ -82,9 +84,33 @@ class Settings(BaseSettings):
     admin_email: str | None = None
     admin_password: SecretStr | None = None
 
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_password_file: Path | None = None
+    smtp_starttls: bool = True
+    mail_from: str = Field(default="shop@localhost", min_length=3, max_length=320)
+    password_reset_url: str = f"http://localhost:8000/reset-password?token={TOKEN_PLACEHOLDER}"
+    password_reset_ttl_seconds: int = Field(default=3_600, ge=1)
+    email_verification_url: str = f"http://localhost:8000/verify-email?token={TOKEN_PLACEHOLDER}"
+    email_verification_ttl_seconds: int = Field(default=86_400, ge=1)
+    require_verified_email: bool = False
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
-    @field_validator("redis_url", "secret_key", "secret_key_file", "admin_username", "admin_email", mode="before")
+    @field_validator(
+        "redis_url",
+        "secret_key",
+        "secret_key_file",
+        "admin_username",
+        "admin_email",
+        "smtp_host",
+        "smtp_username",
+        "smtp_password",
+        "smtp_password_file",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `REDIS_URL=` in a .env file or compose file means "not configured", not "an empty URL".
@@ -127,6 +153,14 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not one rate limit of at least 1 request, such as '10/minute'")
         return value
 
+    @field_validator("password_reset_url", "email_verification_url")
+    @classmethod
+    def _check_link_template(cls, value: str) -> str:
+        # A link without the token would send mails that nobody can act on.
+        if TOKEN_PLACEHOLDER not in value:
+            raise ValueError(f"the URL must contain {TOKEN_PLACEHOLDER}, which each mail replaces with its token")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
@@ -147,6 +181,12 @@ class Settings(BaseSettings):
             self.secret_key = SecretStr(secrets.token_urlsafe(48))
         else:
             self.secret_key = SecretStr(_development_secret(DEVELOPMENT_SECRET_FILE))
+        return self
+
+    @model_validator(mode="after")
+    def _resolve_smtp_password(self) -> Settings:
+        if self.smtp_password is None and self.smtp_password_file is not None:
+            self.smtp_password = SecretStr(self.smtp_password_file.read_text(encoding="utf-8").strip())
         return self
 
     @property

@@ -26,17 +26,22 @@ from api.routes import auth, categories, health, orders, products, users
 from auth.security import PasswordHasher
 from config import Settings, get_settings
 from database.connection import Database
+from infrastructure.mail import open_mailer
 from infrastructure.rate_limits import open_rate_limiter
 from infrastructure.revocations import DatabaseRevocationStore, RedisRevocationStore, RevocationStore
 from observability.logging import configure_logging
 from services import maintenance
 from services import orders as orders_service
 from services import users as users_service
+from services.account_mail import AccountMail
 from services.auth import AuthService
 
 logger = logging.getLogger(__name__)
 
-AUTH_LIMITED_PATHS = frozenset(f"{API_PREFIX}/auth/{name}" for name in ("login", "register", "refresh"))
+AUTH_LIMITED_PATHS = frozenset(
+    f"{API_PREFIX}/auth/{name}"
+    for name in ("login", "register", "refresh", "password-reset", "password-reset/confirm", "verify-email")
+)
 CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 CORS_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "If-None-Match"]
 CORS_EXPOSED = [
@@ -105,6 +110,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # On the same Redis as the revocations, if any: the limiter's call also reads the caller's revocation key.
     rate_limiter = open_rate_limiter(settings.redis_url) if settings.rate_limit_enabled else None
     app.state.rate_limiter = rate_limiter
+    mailer = open_mailer(settings)
+    if mailer is not None:
+        mailer.start()
+    app.state.mailer = mailer
+    app.state.account_mail = AccountMail(settings=settings, sessionmaker=database.sessionmaker, mailer=mailer)
     await _bootstrap_admin(settings, database, hasher)
     tasks = [
         asyncio.create_task(_purge_periodically(settings, database)),
@@ -118,6 +128,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if mailer is not None:
+            # Before the pool closes: what is still queued needs the database to compose its mail.
+            await mailer.close()
         if rate_limiter is not None:
             await rate_limiter.aclose()
         if redis is not None:
@@ -131,14 +144,17 @@ JSON API of the shop: accounts, catalogue and orders.
 * **Auth**: `POST /api/v1/auth/login` gives a short-lived access token and a rotating refresh token.
   Send `Authorization: Bearer <access token>`; the *Authorize* button logs in with the password form.
 * **Roles**: `guest` < `user` < `admin`, checked against the database on every request.
+* **Accounts**: every role manages its own under `/api/v1/users/me`; password resets and e-mail verification
+  work through single-use links in mails, sent after the response.
 * **Money** is a string with two decimals (`"19.90"`); send it as a string or a number with at most two decimals.
 * **Errors** are RFC 9457 problem details (`application/problem+json`) with a stable `code` and the `request_id`.
 * **Conditional requests**: a GET of one product, category, order or user carries a strong `ETag`;
   `If-None-Match` with it gives 304. Send it as `If-Match` on PUT, PATCH, DELETE or a cancellation, and the write
   happens only while the resource is unchanged (else 412 `precondition_failed`, nothing changed).
 * **Rate limits**: `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` on API responses; 429 with
-  `Retry-After`. Limits are per user when signed in, else per client IP; login, register and refresh have a
-  stricter, per-IP limit. If the limit storage (Redis) is unreachable, requests are let through and counted.
+  `Retry-After`. Limits are per user when signed in, else per client IP; login, register, refresh, and the
+  password-reset and verification endpoints have a stricter, per-IP limit. If the limit storage (Redis) is
+  unreachable, requests are let through and counted.
 """
 
 

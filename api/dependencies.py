@@ -19,7 +19,8 @@ from auth.roles import Role
 from config import Settings
 from database.connection import is_unavailable
 from models import User
-from services.access import insufficient_role, orders_visible_to, require_may_read_user
+from services.access import insufficient_role, orders_visible_to, require_may_read_user, require_verified_email
+from services.account_mail import AccountMail
 from services.auth import AuthService
 from services.errors import AuthenticationError, DatabaseUnavailableError
 
@@ -49,6 +50,10 @@ async def get_auth_service(request: Request) -> AuthService:
     return request.app.state.auth
 
 
+async def get_account_mail(request: Request) -> AccountMail:
+    return request.app.state.account_mail
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session; all of a request's database work happens inside it, so a lost database is told here."""
     async with request.app.state.database.sessionmaker() as session:
@@ -67,6 +72,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 # must not keep a pooled connection checked out. Routes therefore render their response while the session is open.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+AccountMailDep = Annotated[AccountMail, Depends(get_account_mail)]
 
 
 def bearer_token(request: Request) -> str:
@@ -131,6 +137,16 @@ def require_role(minimum: Role) -> Callable[..., Any]:
 
 Customer = Annotated[User, Depends(require_role(Role.USER))]
 Admin = Annotated[User, Depends(require_role(Role.ADMIN))]
+
+
+async def order_placer(request: Request, user: Customer) -> User:
+    """A customer who may place orders: with REQUIRE_VERIFIED_EMAIL, only once their address is verified."""
+    if request.app.state.settings.require_verified_email:
+        require_verified_email(actor=user)
+    return user
+
+
+OrderPlacer = Annotated[User, Depends(order_placer)]
 
 
 # Reading another user's records is judged on the raw parameter, before the route validates it: the contract puts

@@ -270,9 +270,10 @@ class BodySizeLimitMiddleware:
 class RateLimitMiddleware:
     """Counts each API request against its client: the user when the bearer token is valid, else the client IP.
 
-    Login, register and refresh count against the stricter auth limit, per client IP. A valid token is verified
-    here once and handed to the auth dependency (api/verified_token.py), with its revocation status when the
-    limiter checked it in the same Redis call.
+    The auth paths (login, register, refresh, password reset, e-mail verification: main.AUTH_LIMITED_PATHS) count
+    against the stricter auth limit, per client IP. A valid token is verified here once and handed to the auth
+    dependency (api/verified_token.py), with its revocation status when the limiter checked it in the same Redis
+    call.
     """
 
     def __init__(self, app: ASGIApp, *, settings: Settings, auth_paths: frozenset[str]) -> None:

@@ -191,15 +191,58 @@ def page_of(schema: type[ResponseT], result: PageResult[Any], *, next_cursor: st
 # Auth and users
 
 
+Email = Annotated[EmailStr, Field(max_length=320)]
+# A password as typed to prove who one is: never judged by the rules for a new one, only checked.
+GivenPassword = Annotated[str, Field(min_length=1, max_length=1024), NoNul]
+# A mailed token as sent back: any string is accepted here, and one that is not a live token is a 400, not a 422.
+MailedToken = Annotated[str, Field(description="The token from the mail's link")]
+
+
 class RegisterIn(RequestModel):
     username: Username = Field(description="3-32 characters of A-Z a-z 0-9 _ . -")
-    email: Annotated[EmailStr, Field(max_length=320)]
+    email: Email
     password: Password
+
+
+class UserCreateIn(RegisterIn):
+    role: Role = Role.USER
+
+
+class ProfilePatch(RequestModel):
+    # Either field may be omitted, but not sent as null: the None defaults are "absent", never a value.
+    username: Username = Field(default=None, description="3-32 characters of A-Z a-z 0-9 _ . -")  # type: ignore[assignment]
+    email: Email = Field(default=None, description="A new address is unverified until its mail is followed")  # type: ignore[assignment]
+
+
+class PasswordChangeIn(RequestModel):
+    current_password: GivenPassword
+    new_password: Password
+
+
+class PasswordIn(RequestModel):
+    password: GivenPassword
+
+
+class PasswordResetIn(RequestModel):
+    email: Email
+
+
+class PasswordResetConfirmIn(RequestModel):
+    token: MailedToken
+    new_password: Password
+
+
+class VerifyEmailIn(RequestModel):
+    token: MailedToken
+
+
+class AcceptedOut(BaseModel):
+    detail: str
 
 
 class LoginIn(RequestModel):
     username: Annotated[str, Field(min_length=1, max_length=320, description="Username or email"), NoNul]
-    password: Annotated[str, Field(min_length=1, max_length=1024), NoNul]
+    password: GivenPassword
 
 
 class RefreshIn(RequestModel):
@@ -223,6 +266,7 @@ class UserOut(ResponseModel):
     email: str
     role: Role
     is_active: bool
+    email_verified: bool
     created_at: Timestamp
 
 

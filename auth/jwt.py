@@ -1,4 +1,4 @@
-"""Access tokens: signed, short-lived JWTs carrying the user id and role."""
+"""Access tokens: signed, short-lived JWTs carrying the user id, role and session generation."""
 
 import re
 import uuid
@@ -12,6 +12,10 @@ from models.base import MAX_ID
 # A claim value, not a password, whatever the linters guess from the name.
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105  # nosec B105
 REQUIRED_CLAIMS = ["sub", "role", "type", "jti", "iat", "exp"]
+# The user's session generation when the token was issued. A token without it (issued before the claim existed)
+# counts as generation 0, which every account had then: it is exactly as good as it was, until the account's
+# sessions are next ended.
+GENERATION_CLAIM = "gen"
 SUBJECT_PATTERN = re.compile(r"[1-9][0-9]{0,9}")
 
 
@@ -39,10 +43,18 @@ class AccessClaims:
     jti: str
     issued_at: datetime
     expires_at: datetime
+    generation: int = 0
 
 
 def create_access_token(
-    *, user_id: int, role: str, secret: str, algorithm: str, ttl_seconds: int, now: datetime | None = None
+    *,
+    user_id: int,
+    role: str,
+    secret: str,
+    algorithm: str,
+    ttl_seconds: int,
+    generation: int = 0,
+    now: datetime | None = None,
 ) -> tuple[str, AccessClaims]:
     issued_at = (now or datetime.now(UTC)).replace(microsecond=0)
     claims = AccessClaims(
@@ -51,6 +63,7 @@ def create_access_token(
         jti=uuid.uuid4().hex,
         issued_at=issued_at,
         expires_at=issued_at + timedelta(seconds=ttl_seconds),
+        generation=generation,
     )
     payload = {
         "sub": str(user_id),
@@ -59,6 +72,7 @@ def create_access_token(
         "jti": claims.jti,
         "iat": int(issued_at.timestamp()),
         "exp": int(claims.expires_at.timestamp()),
+        GENERATION_CLAIM: generation,
     }
     return jwt.encode(payload, secret, algorithm=algorithm), claims
 
@@ -72,12 +86,16 @@ def decode_access_token(token: str, *, secret: str, algorithm: str) -> AccessCla
     if payload.get("type") != ACCESS_TOKEN_TYPE:
         raise InvalidTokenError("not an access token")
     subject, role, jti = payload["sub"], payload["role"], payload["jti"]
+    generation = payload.get(GENERATION_CLAIM, 0)
     well_formed = (
         isinstance(subject, str)
         and SUBJECT_PATTERN.fullmatch(subject) is not None
         and int(subject) <= MAX_ID
         and isinstance(role, str)
         and isinstance(jti, str)
+        # bool is an int to Python, not to JSON; the column is a 32-bit INTEGER.
+        and type(generation) is int
+        and 0 <= generation <= MAX_ID
     )
     if not well_formed:
         raise InvalidTokenError("malformed claims")
@@ -87,4 +105,5 @@ def decode_access_token(token: str, *, secret: str, algorithm: str) -> AccessCla
         jti=jti,
         issued_at=_instant(payload["iat"]),
         expires_at=_instant(payload["exp"]),
+        generation=generation,
     )

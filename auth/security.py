@@ -1,4 +1,4 @@
-"""Password hashing with bcrypt, off the event loop, and the opaque refresh-token secrets."""
+"""Password hashing with bcrypt, off the event loop, and the opaque secrets of refresh, reset and mailed tokens."""
 
 import hashlib
 import secrets
@@ -45,9 +45,9 @@ class PasswordHasher:
         return hashed.decode()
 
     async def verify(self, password: str, hashed: str | None) -> bool:
-        """Check a password. With no hash (unknown user) a dummy one is checked, so timing does not tell."""
+        """Check a password. With no hash (unknown or erased user) a dummy one is checked, so timing does not tell."""
         encoded = password.encode()
-        if hashed is None or len(encoded) > MAX_PASSWORD_BYTES:
+        if not hashed or len(encoded) > MAX_PASSWORD_BYTES:
             await anyio.to_thread.run_sync(
                 bcrypt.checkpw, encoded[:MAX_PASSWORD_BYTES], await self._dummy(), limiter=self._capacity()
             )
@@ -67,3 +67,13 @@ def new_refresh_token() -> str:
 def hash_refresh_token(token: str) -> str:
     """Refresh tokens are stored only as this digest: a leaked table yields no usable token."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_account_token() -> str:
+    """A password-reset or e-mail verification secret: 256 random bits, URL-safe, so it fits in a link."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_account_token(token: str) -> str:
+    """Mailed tokens are stored only as this digest, like refresh tokens."""
+    return hash_refresh_token(token)

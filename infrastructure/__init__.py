@@ -1,1 +1,1 @@
-"""Adapters to systems outside the process (Redis today): kept apart from the business rules in services/."""
+"""Adapters to systems outside the process (Redis, SMTP): kept apart from the business rules in services/."""

@@ -3,10 +3,11 @@
 from models.base import Base
 from models.order import IdempotencyKey, Order, OrderItem, OrderStatus
 from models.product import Category, Product
-from models.token import RefreshToken, RefreshTokenFamily, RevokedAccessToken
+from models.token import AccountToken, RefreshToken, RefreshTokenFamily, RevokedAccessToken, TokenPurpose
 from models.user import User
 
 __all__ = [
+    "AccountToken",
     "Base",
     "Category",
     "IdempotencyKey",
@@ -17,5 +18,6 @@ __all__ = [
     "RefreshToken",
     "RefreshTokenFamily",
     "RevokedAccessToken",
+    "TokenPurpose",
     "User",
 ]

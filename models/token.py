@@ -1,12 +1,14 @@
-"""Server-side token state: refresh tokens (stored only as hashes) and their families, and revoked access tokens."""
+"""Server-side token state: refresh tokens (stored only as hashes) and their families, revoked access tokens, and
+the single-use tokens mailed for password resets and e-mail verification (hashes too)."""
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, IntPK, UTCDateTime, utcnow
+from models.base import Base, IntPK, UTCDateTime, string_enum, utcnow
 
 
 def new_family_id() -> str:
@@ -24,6 +26,9 @@ class RefreshTokenFamily(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_family_id)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The user's session generation at the login: a family from before the user's sessions were ended never
+    # rotates, even one whose login committed after the revocation had passed over it.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
@@ -50,4 +55,25 @@ class RevokedAccessToken(Base):
     __tablename__ = "revoked_access_tokens"
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class TokenPurpose(StrEnum):
+    # Purposes, not passwords, whatever the linters guess from the names.
+    RESET_PASSWORD = "reset_password"  # noqa: S105  # nosec B105
+    VERIFY_EMAIL = "verify_email"
+
+
+class AccountToken(Base):
+    """A secret mailed to the account's address: good once, until `expires_at`, and only while the account still
+    has the address it was sent to (`email`)."""
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[IntPK]
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[TokenPurpose] = mapped_column(string_enum(TokenPurpose, name="purpose_known"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

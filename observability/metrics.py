@@ -30,6 +30,8 @@ ORDERS_PLACED = Counter("shop_orders_placed_total", "Orders placed.")
 ORDERS_REFUSED = Counter("shop_orders_refused_total", "Orders refused by a business rule.", ["code"])
 LOGINS = Counter("shop_logins_total", "Login attempts by outcome.", ["outcome"])
 RATE_LIMITED = Counter("shop_rate_limited_total", "Requests refused by a rate limit.", ["limit"])
+MAILS_SENT = Counter("shop_mails_sent_total", "Mails handed to the mail server (or printed, in development).", ["kind"])
+MAIL_FAILURES = Counter("shop_mail_failures_total", "Mails that could not be sent, or were dropped.", ["kind"])
 RATE_LIMIT_STORAGE_ERRORS = Counter(
     "rate_limit_storage_errors_total", "Requests let through because the rate-limit storage failed."
 )

@@ -25,6 +25,14 @@ def require_may_read_user(*, actor: User, user_id: int) -> None:
         raise PermissionDeniedError("Only admins may read other users", code="insufficient_role")
 
 
+def require_verified_email(*, actor: User) -> None:
+    """Where the shop asks for it (REQUIRE_VERIFIED_EMAIL), only accounts with a verified address may go on."""
+    if not actor.email_verified:
+        raise PermissionDeniedError(
+            "Verify your e-mail address first: follow the link in the verification mail", code="email_not_verified"
+        )
+
+
 def orders_visible_to(*, actor: User, user_id: int | None = None) -> int | None:
     """The owner whose orders `actor` sees when asking for `user_id`'s (None: all it may see); None: every owner.
 

@@ -55,6 +55,10 @@ class AuthService:
             raise AuthenticationError("The access token has been revoked", code="token_revoked")
         if user is None:
             raise AuthenticationError("The access token is invalid or expired", code="invalid_token")
+        # Session generation, read with the user: every token from before the account's sessions were last ended
+        # (password change or reset, signing out everywhere, erasure) is refused, on every process at once.
+        if claims.generation != user.session_generation:
+            raise AuthenticationError("The access token has been revoked", code="token_revoked")
         if not user.is_active:
             raise _disabled()
         return user
@@ -69,8 +73,15 @@ class AuthService:
         if not user.is_active:
             raise _disabled()
         async with write_transaction(session):
-            family_id = await tokens_repo.start_family(session, user_id=user.id)
-            return await self._issue(session, user, family_id=family_id)
+            return await self.start_session(session, user)
+
+    async def start_session(self, session: AsyncSession, user: User) -> TokenPair:
+        """A new refresh family and its first pair, in the caller's write transaction.
+
+        Both carry the generation `user` was read with: if the account's sessions were ended since, they are dead.
+        """
+        family_id = await tokens_repo.start_family(session, user_id=user.id, generation=user.session_generation)
+        return await self._issue(session, user, family_id=family_id, generation=user.session_generation)
 
     async def refresh(self, *, session: AsyncSession, refresh_token: str) -> TokenPair:
         token_hash = hash_refresh_token(refresh_token)
@@ -88,11 +99,17 @@ class AuthService:
                     await tokens_repo.revoke_family(session, family_id=known.family_id, now=now)
             else:
                 user = await users_repo.get_user(session, consumed.user_id)
-                if user is None or not user.is_active:
+                if user is not None and user.session_generation != consumed.generation:
+                    # A login from before the account's sessions were ended, committed after they were.
+                    refused = AuthenticationError("The refresh token has been revoked", code="invalid_token")
+                elif user is None or not user.is_active:
                     refused = _disabled()
-                    await tokens_repo.revoke_family(session, family_id=consumed.family_id, now=now)
                 else:
-                    pair = await self._issue(session, user, family_id=consumed.family_id)
+                    pair = await self._issue(
+                        session, user, family_id=consumed.family_id, generation=consumed.generation
+                    )
+                if refused is not None:
+                    await tokens_repo.revoke_family(session, family_id=consumed.family_id, now=now)
         if refused is not None:
             raise refused
         return pair
@@ -107,7 +124,7 @@ class AuthService:
             if known is not None and known.user_id == claims.user_id:
                 await tokens_repo.revoke_family(session, family_id=known.family_id, now=datetime.now(UTC))
 
-    async def _issue(self, session: AsyncSession, user: User, *, family_id: str) -> TokenPair:
+    async def _issue(self, session: AsyncSession, user: User, *, family_id: str, generation: int) -> TokenPair:
         settings = self.settings
         access_token, claims = create_access_token(
             user_id=user.id,
@@ -115,6 +132,7 @@ class AuthService:
             secret=settings.jwt_secret,
             algorithm=settings.jwt_algorithm,
             ttl_seconds=settings.access_token_ttl_seconds,
+            generation=generation,
         )
         refresh_token = new_refresh_token()
         await tokens_repo.add_refresh_token(

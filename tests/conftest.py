@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -36,6 +36,9 @@ from database.connection import Database
 from main import create_app
 from models import Base
 from tests.helpers import AppClient, signed_in
+
+if TYPE_CHECKING:
+    from tests.smtp_server import SmtpServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -230,6 +233,16 @@ async def database(backend: Backend) -> AsyncIterator[Database]:
 async def session(database: Database) -> AsyncIterator[AsyncSession]:
     async with database.sessionmaker() as opened:
         yield opened
+
+
+@pytest.fixture
+def smtp() -> Iterator["SmtpServer"]:
+    """A real SMTP server; `app_client(**smtp.settings)` sends the app's mail to it."""
+    # Imported here: it takes its free port from tests/servers.py, which imports this module.
+    from tests.smtp_server import smtp_server
+
+    with smtp_server() as server:
+        yield server
 
 
 AppClientFactory = Callable[..., AbstractAsyncContextManager[AppClient]]

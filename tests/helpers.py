@@ -66,6 +66,11 @@ async def login(client: AsyncClient, username: str, password: str = PASSWORD) ->
     return response.json()
 
 
+async def mail_sent(client: AppClient) -> None:
+    """Wait until the app has sent (or given up on) every mail queued so far."""
+    await client.app.state.mailer.drain()
+
+
 async def set_role(client: AppClient, user_id: int, role: Role) -> None:
     """Change a role straight in the database (the API needs an admin to do it, and the first admin needs this)."""
     async with client.app.state.database.sessionmaker() as session:

@@ -1,4 +1,4 @@
-"""Registration, login (JSON or OAuth2 form), refresh-token rotation and logout."""
+"""Registration, login (JSON or OAuth2 form), refresh-token rotation, logout, password reset and e-mail verification."""
 
 from typing import Annotated
 
@@ -6,13 +6,25 @@ from fastapi import Body, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api.dependencies import API_PREFIX, AccessClaimsDep, AuthServiceDep, CurrentUser, SessionDep
+from api.dependencies import API_PREFIX, AccessClaimsDep, AccountMailDep, AuthServiceDep, CurrentUser, SessionDep
 from api.errors import UnsupportedMediaTypeError
 from api.openapi import LOCATION_HEADER, problems
 from api.responses import ModelResponse, created
 from api.routing import api_router, loads_exact
-from api.schemas import LoginIn, LogoutIn, RefreshIn, RegisterIn, TokenOut, UserOut
+from api.schemas import (
+    AcceptedOut,
+    LoginIn,
+    LogoutIn,
+    PasswordResetConfirmIn,
+    PasswordResetIn,
+    RefreshIn,
+    RegisterIn,
+    TokenOut,
+    UserOut,
+    VerifyEmailIn,
+)
 from observability.metrics import LOGINS
+from services import accounts as accounts_service
 from services import users as users_service
 from services.errors import AuthenticationError, PermissionDeniedError
 
@@ -40,10 +52,16 @@ def _token_response(pair: object) -> ModelResponse:
     response_model=UserOut,
     responses={201: {"headers": LOCATION_HEADER}, **problems(409, 422, 429)},
     summary="Create an account (always with the user role)",
+    description="A verification mail goes to the address; until its link is followed, `email_verified` is false.",
 )
-async def register(body: RegisterIn, session: SessionDep, auth: AuthServiceDep) -> ModelResponse:
+async def register(body: RegisterIn, session: SessionDep, auth: AuthServiceDep, mail: AccountMailDep) -> ModelResponse:
     user = await users_service.register_user(
-        session=session, hasher=auth.hasher, username=body.username, email=str(body.email), password=body.password
+        session=session,
+        hasher=auth.hasher,
+        username=body.username,
+        email=str(body.email),
+        password=body.password,
+        verify_with=mail,
     )
     return created(UserOut.model_validate(user), f"{API_PREFIX}/users/{user.id}")
 
@@ -121,4 +139,50 @@ async def logout(
     body: Annotated[LogoutIn | None, Body()] = None,
 ) -> Response:
     await auth.logout(session=session, claims=claims, refresh_token=body.refresh_token if body else None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+RESET_ACCEPTED = AcceptedOut(detail="If that address belongs to an active account, a reset link is on its way")
+
+
+@router.post(
+    "/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AcceptedOut,
+    responses=problems(422, 429, 503),
+    summary="Ask for a password-reset mail",
+    description="The same 202, body and headers whether or not the address belongs to an active account; the "
+    "lookup happens after the response. When it does, a mail with a single-use link (`PASSWORD_RESET_URL`) goes "
+    "there. 503 `mail_unavailable` when the shop cannot send mail.",
+)
+async def request_password_reset(body: PasswordResetIn, mail: AccountMailDep) -> ModelResponse:
+    mail.request_password_reset(email=str(body.email))
+    return ModelResponse(RESET_ACCEPTED, status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(400, 422, 429),
+    summary="Set a new password with the token of a reset mail",
+    description="Every access and refresh token of the account, and every other reset token of it, is refused "
+    "from then on. A token that is not a live reset token, whatever the string, is 400 `invalid_reset_token`.",
+)
+async def confirm_password_reset(body: PasswordResetConfirmIn, session: SessionDep, auth: AuthServiceDep) -> Response:
+    await accounts_service.confirm_password_reset(
+        session=session, hasher=auth.hasher, token=body.token, new_password=body.new_password
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/verify-email",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(400, 422, 429),
+    summary="Verify an account's e-mail address with the token of a verification mail",
+    description="A token that is not a live verification token for the account's current address, whatever the "
+    "string, is 400 `invalid_verification_token`.",
+)
+async def verify_email(body: VerifyEmailIn, session: SessionDep) -> Response:
+    await accounts_service.verify_email(session=session, token=body.token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -12,7 +12,7 @@ from api.dependencies import (
     API_PREFIX,
     Admin,
     CurrentUser,
-    Customer,
+    OrderPlacer,
     OrdersReader,
     PageDep,
     SessionDep,
@@ -83,6 +83,7 @@ IdempotencyKey = Annotated[str | None, Depends(idempotency_key_header)]
     summary="Place an order (user, admin): all lines' stock is reserved at once, or nothing changes",
     description=(
         "Unit prices come from the catalogue at this moment and `total` is computed by the server. "
+        "With `REQUIRE_VERIFIED_EMAIL`, an account whose address is not verified gets 403 `email_not_verified`. "
         "With an `Idempotency-Key`, a repeat of the same body within 24 hours returns the first order again "
         "(201, same body, `Idempotency-Replayed: true`) and changes nothing; a different body with the same key "
         "is 409. A new order is `pending` until paid; unless it is paid by `expires_at` (null when the shop sets "
@@ -90,7 +91,7 @@ IdempotencyKey = Annotated[str | None, Depends(idempotency_key_header)]
     ),
 )
 async def place_order(
-    user: Customer,
+    user: OrderPlacer,
     body: OrderIn,
     session: SessionDep,
     settings: SettingsDep,

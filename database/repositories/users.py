@@ -2,7 +2,7 @@
 
 from collections.abc import Collection
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.roles import Role
@@ -58,11 +58,36 @@ async def lock_users(session: AsyncSession, user_ids: Collection[int]) -> dict[i
     return {user.id: user for user in await session.scalars(query)}
 
 
+async def lock_user_and_admins(session: AsyncSession, user_id: int) -> list[User]:
+    """The user and every active admin, read afresh and locked for update, in one statement and in id order.
+
+    Id order, as `lock_users` takes them, so that this cannot deadlock with an admin write locking two of them.
+    """
+    active_admin = and_(User.role == Role.ADMIN, User.is_active.is_(True), User.deleted_at.is_(None))
+    query = (
+        select(User)
+        .where(or_(User.id == user_id, active_admin))
+        .order_by(User.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return list(await session.scalars(query))
+
+
 async def find_user_by_login(session: AsyncSession, login: str) -> User | None:
-    """A user by username or email, both case-insensitively."""
+    """A user by username or email, both case-insensitively; never an erased account."""
     folded = login.lower()
-    query = select(User).where(or_(func.lower(User.username) == folded, func.lower(User.email) == folded))
+    query = select(User).where(
+        or_(func.lower(User.username) == folded, func.lower(User.email) == folded), User.deleted_at.is_(None)
+    )
     return (await session.scalars(query.limit(1))).first()
+
+
+async def find_active_user_by_email(session: AsyncSession, email: str) -> User | None:
+    query = select(User).where(
+        func.lower(User.email) == email.lower(), User.is_active.is_(True), User.deleted_at.is_(None)
+    )
+    return (await session.scalars(query)).first()
 
 
 async def find_user_by_username(session: AsyncSession, username: str) -> User | None:
@@ -84,13 +109,28 @@ async def refuse_taken_identity(session: AsyncSession, *, username: str, email: 
         raise DOMAIN_ERRORS[EMAIL_TAKEN](row)
 
 
-async def add_user(session: AsyncSession, *, username: str, email: str, hashed_password: str, role: Role) -> User:
+async def add_user(
+    session: AsyncSession, *, username: str, email: str, hashed_password: str, role: Role, email_verified: bool = False
+) -> User:
     """A new user; a username or email taken, case-insensitively, is refused by its unique index."""
-    user = User(username=username, email=email, hashed_password=hashed_password, role=role, is_active=True)
+    user = User(
+        username=username,
+        email=email,
+        hashed_password=hashed_password,
+        role=role,
+        is_active=True,
+        email_verified=email_verified,
+    )
     session.add(user)
     await flush_row(session, user)
     return user
 
 
+async def save_user(session: AsyncSession, user: User) -> None:
+    """Write the changes made to `user`; a username or email taken by another account is refused as on sign-up."""
+    await flush_row(session, user)
+
+
 async def list_users(session: AsyncSession, page: ListRequest) -> Page[User]:
-    return await fetch_page(session, select(User), page, Keyset((User.id,)))
+    """Every account but the erased ones, by id."""
+    return await fetch_page(session, select(User).where(User.deleted_at.is_(None)), page, Keyset((User.id,)))

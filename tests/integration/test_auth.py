@@ -74,11 +74,12 @@ async def test_register_creates_a_user_and_never_returns_the_hash(client):
     )
     assert response.status_code == 201, response.text
     body = response.json()
-    assert set(body) == {"id", "username", "email", "role", "is_active", "created_at"}
+    assert set(body) == {"id", "username", "email", "role", "is_active", "email_verified", "created_at"}
     assert response.headers["Location"] == f"/api/v1/users/{body['id']}"
     assert body["username"] == "Alice_1.x-y"
     assert body["role"] == "user"
     assert body["is_active"] is True
+    assert body["email_verified"] is False
     assert datetime.fromisoformat(body["created_at"]).utcoffset() is not None
     assert PASSWORD not in response.text
     stored = await scalar(client, select(User.hashed_password).where(User.id == body["id"]))

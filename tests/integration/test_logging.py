@@ -10,9 +10,10 @@ import pytest
 from config import Settings
 from observability.logging import configure_logging
 from tests.conftest import sqlite_only
-from tests.helpers import PASSWORD, bearer, register, signed_in
+from tests.helpers import PASSWORD, bearer, mail_sent, register, signed_in
 
 ACCESS_LOGGER = "shop.access"
+TEST_SIDE_LOGGERS = ("httpx", "mail.")
 
 
 @pytest.fixture(autouse=True)
@@ -119,3 +120,53 @@ async def test_no_password_token_or_key_is_ever_logged(app_client, backend, capl
     written = output.getvalue()
     assert written
     assert [secret for secret in secrets if secret in written] == []
+
+
+async def test_no_mailed_or_session_token_is_ever_logged(app_client, backend, smtp, caplog):
+    async with app_client(**smtp.settings, log_level="DEBUG", rate_limit_enabled=True) as client:
+        output = json_output()
+        logging.getLogger().addHandler(caplog.handler)
+
+        user = await register(client)
+        await mail_sent(client)
+        verification = smtp.inbox.to(user["email"])[-1].token
+        # A token in a query string (where a careless client might put it) is not logged either.
+        verified = await client.post(f"/api/v1/auth/verify-email?token={verification}", json={"token": verification})
+        await client.post("/api/v1/auth/password-reset", json={"email": user["email"]})
+        await mail_sent(client)
+        reset = smtp.inbox.to(user["email"])[-1].token
+        confirmed = await client.post(
+            "/api/v1/auth/password-reset/confirm", json={"token": reset, "new_password": "reset-Password-1"}
+        )
+        first = (
+            await client.post("/api/v1/auth/login", json={"username": user["username"], "password": "reset-Password-1"})
+        ).json()
+        changed = await client.post(
+            "/api/v1/users/me/password",
+            json={"current_password": "reset-Password-1", "new_password": "changed-Password-2"},
+            headers=bearer(first["access_token"]),
+        )
+        second = changed.json()
+        signed_out = await client.delete("/api/v1/users/me/sessions", headers=bearer(second["access_token"]))
+        stale = await client.get("/api/v1/users/me", headers=bearer(first["access_token"]))
+
+    assert [verified.status_code, confirmed.status_code, changed.status_code, signed_out.status_code] == [
+        204,
+        204,
+        200,
+        204,
+    ]
+    assert stale.status_code == 401
+    secrets = [verification, reset, "reset-Password-1", "changed-Password-2"]
+    secrets += [pair[kind] for pair in (first, second) for kind in ("access_token", "refresh_token")]
+    # The test's own HTTP client and mail server log what they send and receive; they are not the service.
+    records = [record for record in caplog.records if not record.name.startswith(TEST_SIDE_LOGGERS)]
+    assert any(record.name == ACCESS_LOGGER for record in records)
+    for record in records:
+        text = record.getMessage() + repr(vars(record))
+        for secret in secrets:
+            assert secret not in text, (record.name, record.msg)
+    written = [line for line in output.getvalue().splitlines() if not json.loads(line)["logger"].startswith("httpx")]
+    assert any('"route": "/api/v1/auth/verify-email"' in line for line in written)
+    for secret in secrets:
+        assert not [line for line in written if secret in line]

@@ -1,4 +1,5 @@
-"""Two server processes (scripts/start.sh) on one PostgreSQL and one Redis: limits, logout and stock hold across them.
+"""Two server processes (scripts/start.sh) on one PostgreSQL and one Redis: limits, logout, ended sessions and stock
+hold across them.
 
 They start together on an empty database, as the instances of a deploy do: their migrations must take turns.
 """
@@ -28,6 +29,7 @@ from tests.conftest import PROJECT_ROOT, REQUIRE_SERVICES, TEST_DATABASE_URL, TE
 from tests.helpers import PASSWORD, bearer, unique, wait_for_lock_waiters
 from tests.prometheus_text import sample_value
 from tests.servers import START_SECONDS, Server, free_port, launch, stop, wait_until_ready
+from tests.smtp_server import Inbox, smtp_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -47,6 +49,8 @@ class Deployment:
     stale_metrics: Path
     queued_migrations: int
     """How many `alembic upgrade head` were seen waiting at once for the migration lock."""
+    inbox: Inbox
+    """Where both processes send their mail."""
 
 
 def _unavailable(reason: str) -> None:
@@ -170,9 +174,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     metrics_dir.mkdir()
     stale_metrics = metrics_dir / "counter_1.db"
     stale_metrics.write_bytes(b"left behind by an earlier run")
-    with _empty_database() as database_url:
+    with _empty_database() as database_url, smtp_server() as smtp:
         servers: list[Server] = []
-        common = {"database_url": database_url, "redis_url": redis_url}
+        mail = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "SMTP_STARTTLS": "false"}
+        common = {"database_url": database_url, "redis_url": redis_url, **mail}
 
         def start() -> list[Server]:
             servers.append(_start("A", workers=1, log=folder / "a.log", **common))
@@ -184,14 +189,14 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             queued = in_thread(asyncio.run, _start_behind_migration_lock(database_url, start))
             for server in servers:
                 wait_until_ready(server)
-            yield Deployment(servers[0], servers[1], database_url, metrics_dir, stale_metrics, queued)
+            yield Deployment(servers[0], servers[1], database_url, metrics_dir, stale_metrics, queued, smtp.inbox)
         finally:
             stop(servers)
 
 
-async def sign_up(http: httpx.AsyncClient, server: Server) -> dict[str, Any]:
+async def sign_up(http: httpx.AsyncClient, server: Server, username: str | None = None) -> dict[str, Any]:
     """A new user's token pair, obtained from `server`."""
-    username = unique("mp")
+    username = username or unique("mp")
     registered = await http.post(
         server.url("/api/v1/auth/register"),
         json={"username": username, "email": f"{username}@example.com", "password": PASSWORD},
@@ -542,3 +547,50 @@ async def test_racing_writes_with_one_if_match_on_two_processes_give_one_success
                 assert (now.json()["stock"], now.headers["etag"]) == (winner.json()["stock"], winner.headers["etag"])
     finally:
         await engine.dispose()
+
+
+NEW_PASSWORD = "changed-on-the-other-process"
+
+
+async def _end_sessions(http: httpx.AsyncClient, deployment: Deployment, how: str, username: str, old: dict) -> str:
+    """End every session of the account on process A, by `how`; the password it has afterwards."""
+    a = deployment.a
+    if how == "password change":
+        body = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+        changed = await http.post(a.url("/api/v1/users/me/password"), json=body, headers=bearer(old["access_token"]))
+        assert changed.status_code == 200, changed.text
+        return NEW_PASSWORD
+    if how == "sign-out everywhere":
+        response = await http.delete(a.url("/api/v1/users/me/sessions"), headers=bearer(old["access_token"]))
+        assert response.status_code == 204, response.text
+        return PASSWORD
+    email = f"{username}@example.com"
+    requested = await http.post(a.url("/api/v1/auth/password-reset"), json={"email": email})
+    assert requested.status_code == 202, requested.text
+    (mail,) = [mail for mail in deployment.inbox.wait_for(email, count=2) if "reset" in mail.subject.lower()]
+    body = {"token": mail.token, "new_password": NEW_PASSWORD}
+    confirmed = await http.post(a.url("/api/v1/auth/password-reset/confirm"), json=body)
+    assert confirmed.status_code == 204, confirmed.text
+    return NEW_PASSWORD
+
+
+@pytest.mark.parametrize("how", ["password change", "password reset", "sign-out everywhere"])
+async def test_sessions_ended_on_one_process_end_on_the_other_at_once(deployment, how):
+    a, b = deployment.a, deployment.b
+    async with httpx.AsyncClient(timeout=30) as http:
+        username = unique("ended")
+        old = await sign_up(http, b, username)
+        assert (await http.get(a.url("/api/v1/users/me"), headers=bearer(old["access_token"]))).status_code == 200
+
+        password = await _end_sessions(http, deployment, how, username, old)
+
+        for server in (b, a):
+            stale = await http.get(server.url("/api/v1/users/me"), headers=bearer(old["access_token"]))
+            assert stale.status_code == 401, (server.name, stale.text)
+        assert (
+            await http.post(b.url("/api/v1/auth/refresh"), json={"refresh_token": old["refresh_token"]})
+        ).status_code == 401
+        login = await http.post(b.url("/api/v1/auth/login"), json={"username": username, "password": password})
+        assert login.status_code == 200, login.text
+        fresh = bearer(login.json()["access_token"])
+        assert (await http.get(a.url("/api/v1/users/me"), headers=fresh)).status_code == 200

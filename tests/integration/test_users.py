@@ -12,7 +12,7 @@ from tests.conftest import sqlite_only
 from tests.helpers import bearer, login, register, signed_in
 
 USERS = "/api/v1/users"
-USER_FIELDS = {"id", "username", "email", "role", "is_active", "created_at"}
+USER_FIELDS = {"id", "username", "email", "role", "is_active", "email_verified", "created_at"}
 
 
 async def stored_user(client, user_id: int) -> tuple[str, bool]:

@@ -58,6 +58,7 @@ def id_operations(rows: dict[str, int], spell: Callable[[int], str]) -> list[tup
         ("POST", f"{API}/orders/{order}/cancel", None),
         ("GET", f"{API}/users/{user}", None),
         ("PATCH", f"{API}/users/{user}", {"is_active": True}),
+        ("DELETE", f"{API}/users/{user}/sessions", None),
         ("DELETE", f"{API}/products/{product}", None),
         ("DELETE", f"{API}/categories/{category}", None),
     ]

@@ -2,12 +2,16 @@
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from httpx import ASGITransport, AsyncClient
 
 from auth.roles import Role
+from auth.security import hash_account_token, new_account_token
+from database.connection import write_transaction
 from main import create_app
+from models import AccountToken, TokenPurpose, User
 from tests.helpers import PASSWORD, create_category, create_product, place_order, register, signed_in, unique
 
 API = "/api/v1"
@@ -19,6 +23,8 @@ SIGNED_IN_200 = (401, 200, 200, 200)
 ADMIN_200 = (401, 403, 403, 200)
 ADMIN_201 = (401, 403, 403, 201)
 ADMIN_204 = (401, 403, 403, 204)
+SIGNED_IN_202 = (401, 202, 202, 202)
+SIGNED_IN_204 = (401, 204, 204, 204)
 
 
 @dataclass
@@ -30,6 +36,7 @@ class World:
     owner: dict[str, Any]
     owner_headers: dict[str, str]
     probe_username: str
+    probe_id: int
     category_id: int
     product_id: int
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -80,6 +87,77 @@ async def own_profile(world: World, caller: str) -> Request:
 
 async def patch_owner(world: World, caller: str) -> Request:
     return f"{API}/users/{world.owner['id']}", {"json": {"is_active": True}}
+
+
+async def create_user_body(world: World, caller: str) -> Request:
+    name = unique("made")
+    return f"{API}/users", {"json": {"username": name, "email": f"{name}@example.com", "password": PASSWORD}}
+
+
+async def fresh_target_sessions(world: World, caller: str) -> Request:
+    return f"{API}/users/{(await register(world.client))['id']}/sessions", {}
+
+
+async def own_fresh_account(world: World, caller: str) -> dict[str, Any]:
+    """The caller's role in an account of its own, for the requests that end the caller's sessions or account.
+
+    The anonymous and the disabled caller keep what they have: nothing, and a token of a disabled account.
+    """
+    if caller in ("anonymous", "disabled"):
+        return {"headers": world.headers[caller]}
+    headers, _ = await signed_in(world.client, Role(caller))
+    return {"headers": headers}
+
+
+async def change_own_password(world: World, caller: str) -> Request:
+    body = {"current_password": PASSWORD, "new_password": PASSWORD}
+    return f"{API}/users/me/password", {**await own_fresh_account(world, caller), "json": body}
+
+
+async def end_own_sessions(world: World, caller: str) -> Request:
+    return f"{API}/users/me/sessions", await own_fresh_account(world, caller)
+
+
+async def erase_own_account(world: World, caller: str) -> Request:
+    return f"{API}/users/me", {**await own_fresh_account(world, caller), "json": {"password": PASSWORD}}
+
+
+async def reset_request_body(world: World, caller: str) -> Request:
+    return f"{API}/auth/password-reset", {"json": {"email": f"{world.probe_username}@example.com"}}
+
+
+async def mailed_token(world: World, purpose: TokenPurpose) -> str:
+    """A live token of the probe account, as its mail would carry it."""
+    token = new_account_token()
+    database = world.client.app.state.database
+    # A write transaction: the reset mail of an earlier row may be writing its own token meanwhile.
+    async with database.sessionmaker() as session, write_transaction(session):
+        probe = await session.get(User, world.probe_id)
+        assert probe is not None
+        expires_at = datetime.now(UTC) + timedelta(hours=1)
+        session.add(
+            AccountToken(
+                user_id=probe.id,
+                purpose=purpose,
+                token_hash=hash_account_token(token),
+                email=probe.email,
+                expires_at=expires_at,
+            )
+        )
+    return token
+
+
+async def reset_confirm_body(world: World, caller: str) -> Request:
+    token = await mailed_token(world, TokenPurpose.RESET_PASSWORD)
+    return f"{API}/auth/password-reset/confirm", {"json": {"token": token, "new_password": PASSWORD}}
+
+
+async def verify_email_body(world: World, caller: str) -> Request:
+    return f"{API}/auth/verify-email", {"json": {"token": await mailed_token(world, TokenPurpose.VERIFY_EMAIL)}}
+
+
+async def empty_profile_patch(world: World, caller: str) -> Request:
+    return f"{API}/users/me", {"json": {}}
 
 
 async def create_category_body(world: World, caller: str) -> Request:
@@ -141,11 +219,22 @@ MATRIX = [
     Row("POST", "/api/v1/auth/register", (201, 201, 201, 201), register_body),
     Row("POST", "/api/v1/auth/login", EVERYONE_200, login_body),
     Row("POST", "/api/v1/auth/refresh", EVERYONE_200, refresh_body),
+    Row("POST", "/api/v1/auth/password-reset", (202, 202, 202, 202), reset_request_body),
+    Row("POST", "/api/v1/auth/password-reset/confirm", (204, 204, 204, 204), reset_confirm_body),
+    Row("POST", "/api/v1/auth/verify-email", (204, 204, 204, 204), verify_email_body),
     Row("GET", "/api/v1/users/me", SIGNED_IN_200),
+    # Every role manages its own account; those that end the caller's sessions get an account of their own.
+    Row("PATCH", "/api/v1/users/me", SIGNED_IN_200, empty_profile_patch),
+    Row("POST", "/api/v1/users/me/verification-email", SIGNED_IN_202),
+    Row("POST", "/api/v1/users/me/password", SIGNED_IN_200, change_own_password),
+    Row("DELETE", "/api/v1/users/me/sessions", SIGNED_IN_204, end_own_sessions),
+    Row("DELETE", "/api/v1/users/me", SIGNED_IN_204, erase_own_account),
     Row("GET", "/api/v1/users", ADMIN_200),
+    Row("POST", "/api/v1/users", ADMIN_201, create_user_body),
     Row("GET", "/api/v1/users/{id}", ADMIN_200, owner_profile),
     Row("GET", "/api/v1/users/{id}", SIGNED_IN_200, own_profile),
     Row("PATCH", "/api/v1/users/{id}", ADMIN_200, patch_owner),
+    Row("DELETE", "/api/v1/users/{id}/sessions", ADMIN_204, fresh_target_sessions),
     Row("GET", "/api/v1/categories", SIGNED_IN_200),
     Row("POST", "/api/v1/categories", ADMIN_201, create_category_body),
     Row("GET", "/api/v1/categories/{id}", SIGNED_IN_200, existing_category),
@@ -181,12 +270,14 @@ async def build_world(client) -> World:
     owner_headers, owner = await signed_in(client)
     category_id = (await create_category(client, setup_admin))["id"]
     product_id = (await create_product(client, setup_admin, stock=1_000_000, category_id=category_id))["id"]
+    probe = await register(client)
     world = World(
         client=client,
         setup_admin=setup_admin,
         owner=owner,
         owner_headers=owner_headers,
-        probe_username=(await register(client))["username"],
+        probe_username=probe["username"],
+        probe_id=probe["id"],
         category_id=category_id,
         product_id=product_id,
     )
@@ -214,7 +305,8 @@ async def test_role_matrix(client):
     for row in MATRIX:
         for caller, status in expectations(row).items():
             path, kwargs = await row.prepare(world, caller) if row.prepare else (row.template, {})
-            response = await client.request(row.method, path, headers=world.headers[caller], **kwargs)
+            kwargs.setdefault("headers", world.headers[caller])
+            response = await client.request(row.method, path, **kwargs)
             problem = response.json() if response.status_code >= 400 else {}
             if status == 401:
                 wrong = response.headers.get("WWW-Authenticate") != "Bearer"

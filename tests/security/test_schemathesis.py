@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
 
 from main import create_app
 from tests.conftest import Backend
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, unique
 
 # Small and derandomised: a fixed, quick sweep of every operation, not an open-ended fuzzing session.
 EXAMPLES_PER_OPERATION = 12
@@ -46,6 +46,16 @@ class Shop:
     def login(self, username: str) -> dict[str, str]:
         tokens = self.request("POST", "/api/v1/auth/login", json={"username": username, "password": PASSWORD})
         return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+    def throwaway(self) -> dict[str, str]:
+        """The headers of a new account of its own, for a call that may end its sessions or change or erase it."""
+        name = unique("fuzzed")
+        self.request(
+            "POST",
+            "/api/v1/auth/register",
+            json={"username": name, "email": f"{name}@example.com", "password": PASSWORD},
+        )
+        return self.login(name)
 
     def seed(self) -> None:
         """A category, a product, an order and a second account, so that ids in the low range exist."""
@@ -76,8 +86,9 @@ def shop(sqlite_backend: Backend) -> Iterator[Shop]:
 
 def fuzz(shop: Shop, operation: Any) -> None:
     path_parameters = None
-    if operation.path == "/api/v1/users/{id}" and operation.method.upper() == "PATCH":
-        # Aim role and active-flag changes at a throw-away account, not at the admin making the calls.
+    method = operation.method.upper()
+    if operation.path in ("/api/v1/users/{id}", "/api/v1/users/{id}/sessions") and method in ("PATCH", "DELETE"):
+        # Aim role and active-flag changes and sign-outs at a throw-away account, not at the admin making the calls.
         path_parameters = {"id": shop.victim_id}
 
     @given(case=operation.as_strategy(path_parameters=path_parameters))
@@ -89,8 +100,14 @@ def fuzz(shop: Shop, operation: Any) -> None:
         suppress_health_check=list(HealthCheck),
     )
     def check(case: schemathesis.Case) -> None:
-        # Logging out revokes the token it is sent with: give each such call a token of its own.
-        headers = shop.login(ADMIN) if operation.path == "/api/v1/auth/logout" else shop.admin_headers
+        # Logging out revokes the token it is sent with: give each such call a token of its own. Writes to one's
+        # own account may end every session of it, rename it or erase it: give them an account of their own.
+        if operation.path == "/api/v1/auth/logout":
+            headers = shop.login(ADMIN)
+        elif operation.path.startswith("/api/v1/users/me") and method != "GET":
+            headers = shop.throwaway()
+        else:
+            headers = shop.admin_headers
         case.call_and_validate(headers=headers, checks=CHECKS)
 
     check()
@@ -107,3 +124,5 @@ def test_every_operation_answers_within_its_schema(shop: Shop):
         except Exception as error:
             failures.append(f"{operation.label}: {error}")
     assert not failures, "\n\n".join(failures)
+    # Every operation was called by a signed-in admin to the end: none of them ended the admin's sessions.
+    assert shop.http.get("/api/v1/users/me", headers=shop.admin_headers).status_code == 200

@@ -175,3 +175,33 @@ def test_order_expiry_defaults_follow_the_contract(monkeypatch):
 def test_unusable_order_expiry_settings_are_refused(field, value):
     with pytest.raises(ValidationError):
         Settings(environment="test", **{field: value})
+
+
+def test_mail_defaults_are_the_contracts():
+    settings = Settings(environment="test")
+    assert (settings.smtp_host, settings.smtp_port, settings.smtp_starttls) == (None, 587, True)
+    assert settings.mail_from == "shop@localhost"
+    assert settings.password_reset_url == "http://localhost:8000/reset-password?token={token}"
+    assert settings.email_verification_url == "http://localhost:8000/verify-email?token={token}"
+    assert (settings.password_reset_ttl_seconds, settings.email_verification_ttl_seconds) == (3600, 86400)
+    assert settings.require_verified_email is False
+
+
+@pytest.mark.parametrize("name", ["PASSWORD_RESET_URL", "EMAIL_VERIFICATION_URL"])
+def test_a_link_template_without_the_token_is_refused(monkeypatch, name):
+    monkeypatch.setenv(name, "https://shop.example/reset")
+    with pytest.raises(ValidationError, match=r"\{token\}"):
+        Settings(environment="test")
+
+
+def test_smtp_password_file_is_honoured_and_blank_smtp_values_are_unset(tmp_path, monkeypatch):
+    password_file = tmp_path / "smtp.secret"
+    password_file.write_text("mail-secret\n", encoding="utf-8")
+    monkeypatch.setenv("SMTP_PASSWORD_FILE", str(password_file))
+    monkeypatch.setenv("SMTP_HOST", " ")
+    monkeypatch.setenv("SMTP_USERNAME", "")
+    settings = Settings(environment="test")
+    assert settings.smtp_password is not None
+    assert settings.smtp_password.get_secret_value() == "mail-secret"
+    assert (settings.smtp_host, settings.smtp_username) == (None, None)
+    assert "mail-secret" not in repr(settings)

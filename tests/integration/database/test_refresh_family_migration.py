@@ -1,18 +1,13 @@
 """Migrations on data: 0002 gives every existing refresh token a family, revoked if any of its tokens was."""
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from models.base import UTCDateTime
-from tests.conftest import TEST_DATABASE_URL, _admin_execute, _unavailable, alembic_config, in_thread
+from tests.conftest import alembic_config, in_thread
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 users = sa.table("users", *(sa.column(name) for name in ("id", "username", "email", "hashed_password", "role")))
@@ -37,22 +32,6 @@ families = sa.table(
     sa.column("created_at", UTCDateTime()),
     sa.column("revoked_at", UTCDateTime()),
 )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A database with no schema at all, for migrations to build step by step."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
-        return
-    if not TEST_DATABASE_URL:
-        _unavailable("PostgreSQL", "TEST_DATABASE_URL")
-    name = f"shop_migrations_{uuid.uuid4().hex[:12]}"
-    await _admin_execute(TEST_DATABASE_URL, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _admin_execute(TEST_DATABASE_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def token(family_id: str, number: int, *, revoked: bool) -> dict[str, object]:

@@ -55,12 +55,13 @@ def issue(**kwargs: Any) -> tuple[str, AccessClaims]:
     return create_access_token(**values)
 
 
-def test_token_carries_exactly_the_contract_claims():
-    token, issued = issue()
+def test_token_carries_exactly_the_contract_claims_and_the_session_generation():
+    token, issued = issue(generation=3)
     header = jwt.get_unverified_header(token)
     payload = jwt.decode(token, SECRET, algorithms=[ALGORITHM])
     assert header["alg"] == ALGORITHM
-    assert set(payload) == {"sub", "role", "type", "jti", "iat", "exp"}
+    assert set(payload) == {"sub", "role", "type", "jti", "iat", "exp", "gen"}
+    assert payload["gen"] == 3
     assert payload["sub"] == "42"  # RFC 7519: the subject is a string
     assert payload["role"] == "user"
     assert payload["type"] == "access"
@@ -69,12 +70,23 @@ def test_token_carries_exactly_the_contract_claims():
 
 
 def test_round_trip_gives_back_the_claims():
-    token, issued = issue(user_id=MAX_ID, role="admin")
+    token, issued = issue(user_id=MAX_ID, role="admin", generation=MAX_ID)
     decoded = decode(token)
     assert decoded == issued
     assert decoded.user_id == MAX_ID
     assert decoded.role == "admin"
     assert decoded.expires_at - decoded.issued_at == timedelta(seconds=TTL)
+
+
+def test_a_token_from_before_the_generation_claim_counts_as_generation_0():
+    assert decode(sign(claims())).generation == 0
+    assert decode(sign(claims(gen=7))).generation == 7
+
+
+@pytest.mark.parametrize("generation", [-1, MAX_ID + 1, 1.0, "1", True, None, [1]])
+def test_a_generation_that_is_no_counter_value_is_refused(generation):
+    with pytest.raises(InvalidTokenError):
+        decode(sign(claims(gen=generation)))
 
 
 def test_every_token_has_its_own_jti():
