@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Extra pytest options, e.g. PYTEST_ARGS="-n 2 --dist loadfile" for two pytest-xdist workers.
+PYTEST_ARGS ?=
 
 .PHONY: run test install lint security migrate serve bench load clean
 
@@ -35,7 +37,7 @@ security: install
 	$(BIN)/bandit -c pyproject.toml -r . --severity-level medium --quiet
 
 test: install lint security
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench.run

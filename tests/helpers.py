@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from auth.roles import Role
+from database.connection import write_transaction
 from models import Base, Product, User
 
 PASSWORD = "correct-horse-battery"
@@ -73,11 +74,12 @@ async def mail_sent(client: AppClient) -> None:
 
 async def set_role(client: AppClient, user_id: int, role: Role) -> None:
     """Change a role straight in the database (the API needs an admin to do it, and the first admin needs this)."""
-    async with client.app.state.database.sessionmaker() as session:
+    # Through the unit of work, as the app writes: on SQLite it takes the write lock up front, so it queues behind
+    # a writer (an expiry sweep, say) instead of failing with "database is locked".
+    async with client.app.state.database.sessionmaker() as session, write_transaction(session):
         user = await session.get(User, user_id)
         assert user is not None
         user.role = role
-        await session.commit()
 
 
 async def signed_in(client: AppClient, role: Role = Role.USER) -> tuple[dict[str, str], dict[str, Any]]:

@@ -136,7 +136,10 @@ async def test_orders_while_the_database_drops_connections_are_placed_refused_or
     assert set(statuses) <= {201, 409, 503}, statuses
     for response in responses:
         if response.status_code == 503:
-            assert_database_unavailable(response)
+            # Under this storm the revocation lookup in Redis may time out too: also a 503, never a 500.
+            assert_problem(response, 503)
+            assert response.json()["code"] in {"database_unavailable", "service_unavailable"}
+            assert int(response.headers["Retry-After"]) >= 1
         elif response.status_code == 409:
             assert response.json()["code"] == "insufficient_stock"
     assert killed >= 1  # the batch really lost connections

@@ -120,4 +120,4 @@ def test_openapi_documents_every_id_as_an_integer() -> None:
                 elif parameter["name"] in ("category_id", "user_id"):
                     assert {"type": "null"} in parameter["schema"]["anyOf"], (method, path)
                     assert bounds in parameter["schema"]["anyOf"], (method, path)
-    assert len(documented) == 11
+    assert len(documented) == 12
