@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     email_verification_ttl_seconds: int = Field(default=86_400, ge=1)
     require_verified_email: bool = False
 
+    event_source: str = Field(default="/shop", min_length=1, max_length=255, description="CloudEvents `source`")
+    event_retention_days: int = Field(default=30, ge=1)
+    nats_url: str | None = None
+    nats_stream: str = Field(default="shop-events", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    nats_subject_prefix: str = Field(default="shop", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", max_length=64)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator(
@@ -109,6 +115,7 @@ class Settings(BaseSettings):
         "smtp_username",
         "smtp_password",
         "smtp_password_file",
+        "nats_url",
         mode="before",
     )
     @classmethod

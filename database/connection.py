@@ -16,12 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config import Settings
 from database.functions import SQLITE_CASEFOLD, sqlite_casefold
+from database.repositories.events import insert_events
 
 logger = logging.getLogger(__name__)
 
 # Execution option that marks a connection as about to write; on SQLite it turns BEGIN into BEGIN IMMEDIATE.
 WRITE_INTENT = "shop_write_intent"
 
+
+# Where a unit of work keeps the events of its change until it commits them with it (`stage_event`).
+_STAGED_EVENTS = "shop_staged_events"
 
 # PostgreSQL's default level; the conditional UPDATEs and unique constraints the services rely on make it enough.
 WRITE_ISOLATION = "READ COMMITTED"
@@ -139,12 +143,23 @@ async def write_transaction(session: AsyncSession) -> AsyncIterator[AsyncSession
     """
     await release_connection(session)
     await session.connection(execution_options=write_options(session.get_bind().dialect.name))
+    session.info[_STAGED_EVENTS] = []
     try:
         yield session
+        await insert_events(session, session.info[_STAGED_EVENTS])
         await session.commit()
     except BaseException:
         await session.rollback()
         raise
+    finally:
+        del session.info[_STAGED_EVENTS]
+
+
+def stage_event(session: AsyncSession, event: dict[str, Any]) -> None:
+    """Have the unit of work running on `session` store `event` (an `events` row) in the commit of its change."""
+    if _STAGED_EVENTS not in session.info:
+        raise RuntimeError("an event is recorded only inside write_transaction, with the change it describes")
+    session.info[_STAGED_EVENTS].append(event)
 
 
 async def release_connection(session: AsyncSession) -> None:
