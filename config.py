@@ -23,6 +23,7 @@ DEVELOPMENT_SECRET_FILE = DATA_DIR / "secret_key"
 MIN_SECRET_BYTES = 32
 # Where a mail's link template takes its token (a placeholder, not a secret).
 TOKEN_PLACEHOLDER = "{token}"  # noqa: S105  # nosec B105
+DEFAULT_EVENT_SOURCE = "/shop"
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,9 @@ class Settings(BaseSettings):
     email_verification_ttl_seconds: int = Field(default=86_400, ge=1)
     require_verified_email: bool = False
 
-    event_source: str = Field(default="/shop", min_length=1, max_length=255, description="CloudEvents `source`")
+    event_source: str = Field(
+        default=DEFAULT_EVENT_SOURCE, min_length=1, max_length=255, description="CloudEvents `source`"
+    )
     event_retention_days: int = Field(default=30, ge=1)
     nats_url: str | None = None
     nats_stream: str = Field(default="shop-events", pattern=r"^[A-Za-z0-9_-]{1,64}$")

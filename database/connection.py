@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from config import Settings
+from config import DEFAULT_EVENT_SOURCE, Settings
 from database.functions import SQLITE_CASEFOLD, sqlite_casefold
 from database.repositories.events import insert_events
 
@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 WRITE_INTENT = "shop_write_intent"
 
 
+# The CloudEvents `source` of the events a session's units of work store (EVENT_SOURCE).
+EVENT_SOURCE = "shop_event_source"
 # Where a unit of work keeps the events of its change until it commits them with it (`stage_event`).
 _STAGED_EVENTS = "shop_staged_events"
 
@@ -117,7 +119,9 @@ class Database:
 
     def __init__(self, settings: Settings) -> None:
         self.engine = create_engine(settings)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, autoflush=False, info={EVENT_SOURCE: settings.event_source}
+        )
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
@@ -159,7 +163,7 @@ def stage_event(session: AsyncSession, event: dict[str, Any]) -> None:
     """Have the unit of work running on `session` store `event` (an `events` row) in the commit of its change."""
     if _STAGED_EVENTS not in session.info:
         raise RuntimeError("an event is recorded only inside write_transaction, with the change it describes")
-    session.info[_STAGED_EVENTS].append(event)
+    session.info[_STAGED_EVENTS].append({"source": session.info.get(EVENT_SOURCE, DEFAULT_EVENT_SOURCE), **event})
 
 
 async def release_connection(session: AsyncSession) -> None:
