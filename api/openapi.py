@@ -14,6 +14,8 @@ RATE_LIMIT_HEADERS = {
     "RateLimit-Reset": {"description": "Seconds until the window frees a slot", "schema": {"type": "integer"}},
 }
 
+RETRY_AFTER_HEADER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
+
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` entries for these statuses, each a problem+json body."""
@@ -27,15 +29,16 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         if status == 401:
             entry["headers"] = {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}}
         if status == 429:
-            entry["headers"] = {
-                "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}},
-                **RATE_LIMIT_HEADERS,
-            }
+            entry["headers"] = {**RETRY_AFTER_HEADER, **RATE_LIMIT_HEADERS}
+        if status == 503:
+            entry["description"] = "Service Unavailable: the database (or a server it needs) cannot be reached now"
+            entry["headers"] = RETRY_AFTER_HEADER
         documented[status] = entry
     return documented
 
 
-PROTECTED = problems(401, 403, 422, 429)
+# Every operation behind a token reads the database (the caller's account, at least): 503 when it is unreachable.
+PROTECTED = problems(401, 403, 422, 429, 503)
 LOCATION_HEADER = {"Location": {"description": "URL of the new resource", "schema": {"type": "string"}}}
 
 ETAG_HEADER = {

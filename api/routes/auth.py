@@ -50,7 +50,7 @@ def _token_response(pair: object) -> ModelResponse:
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses={201: {"headers": LOCATION_HEADER}, **problems(409, 422, 429)},
+    responses={201: {"headers": LOCATION_HEADER}, **problems(409, 422, 429, 503)},
     summary="Create an account (always with the user role)",
     description="A verification mail goes to the address; until its link is followed, `email_verified` is false.",
 )
@@ -92,7 +92,7 @@ async def _login_body(request: Request) -> LoginIn:
 @router.post(
     "/login",
     response_model=TokenOut,
-    responses=problems(401, 403, 415, 422, 429),
+    responses=problems(401, 403, 415, 422, 429, 503),
     summary="Exchange a username (or email) and password for a token pair",
     openapi_extra={
         "requestBody": {
@@ -118,7 +118,7 @@ async def login(request: Request, session: SessionDep, auth: AuthServiceDep) -> 
 @router.post(
     "/refresh",
     response_model=TokenOut,
-    responses=problems(401, 403, 422, 429),
+    responses=problems(401, 403, 422, 429, 503),
     summary="Rotate a refresh token: each is good once; reuse revokes its whole family",
 )
 async def refresh(body: RefreshIn, session: SessionDep, auth: AuthServiceDep) -> ModelResponse:
@@ -128,7 +128,7 @@ async def refresh(body: RefreshIn, session: SessionDep, auth: AuthServiceDep) ->
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problems(401, 403, 422, 429),
+    responses=problems(401, 403, 422, 429, 503),
     summary="Revoke this access token and, if named, the refresh token's family",
 )
 async def logout(
@@ -163,7 +163,7 @@ async def request_password_reset(body: PasswordResetIn, mail: AccountMailDep) ->
 @router.post(
     "/password-reset/confirm",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problems(400, 422, 429),
+    responses=problems(400, 422, 429, 503),
     summary="Set a new password with the token of a reset mail",
     description="Every access and refresh token of the account, and every other reset token of it, is refused "
     "from then on. A token that is not a live reset token, whatever the string, is 400 `invalid_reset_token`.",
@@ -178,7 +178,7 @@ async def confirm_password_reset(body: PasswordResetConfirmIn, session: SessionD
 @router.post(
     "/verify-email",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problems(400, 422, 429),
+    responses=problems(400, 422, 429, 503),
     summary="Verify an account's e-mail address with the token of a verification mail",
     description="A token that is not a live verification token for the account's current address, whatever the "
     "string, is 400 `invalid_verification_token`.",

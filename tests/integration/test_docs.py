@@ -228,3 +228,17 @@ async def test_every_operation_has_a_short_unique_camel_case_id(client):
     assert [value for value in ids.values() if "_api_v1_" in value or not CAMEL_CASE.fullmatch(value)] == []
     assert len(set(ids.values())) == len(ids)
     assert ids == OPERATION_IDS
+
+
+async def test_every_api_operation_documents_503_with_retry_after(client):
+    """Each of them needs the database (an account, a token family, a row): a client must plan for its loss."""
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    undocumented = [
+        (method, path)
+        for path, item in paths.items()
+        if path.startswith("/api/v1/")
+        for method, operation in item.items()
+        if "Retry-After" not in operation["responses"].get("503", {}).get("headers", {})
+    ]
+
+    assert undocumented == []
