@@ -29,6 +29,9 @@ class Event(Base):
             sqlite_where=text("published_at IS NULL"),
         ),
         Index("ix_events_time", "time"),
+        # Without AUTOINCREMENT SQLite reuses the highest id once it is deleted (a purge that empties the table):
+        # a feed cursor past it would then skip the new events.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(EventPK, primary_key=True, autoincrement=True)

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("published_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
         sa.UniqueConstraint("event_id", name=op.f("uq_events_event_id")),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_events_type_id", "events", ["type", "id"])
     op.create_index("ix_events_subject_id", "events", ["subject", "id"])
