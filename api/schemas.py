@@ -1,7 +1,10 @@
-"""Request and response bodies of the API, and the validation rules of the contract."""
+"""Request and response bodies of the API, and the validation rules of the contract.
+
+The resources' own representations (UserOut, ProductOut, ...) live in `representations`, which events share;
+they are re-exported here for the routes.
+"""
 
 import re
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -13,7 +16,6 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
-    PlainSerializer,
     StringConstraints,
     WithJsonSchema,
     field_validator,
@@ -25,6 +27,12 @@ from auth.security import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES, PASSWORD_RULE,
 from database.pagination import Page as PageResult
 from models.base import CENT, MAX_ID
 from models.order import OrderStatus
+from representations import CategoryOut as CategoryOut
+from representations import OrderItemOut as OrderItemOut
+from representations import OrderOut as OrderOut
+from representations import ProductOut as ProductOut
+from representations import ResponseModel
+from representations import UserOut as UserOut
 from services.catalogue import SORT_NAMES
 
 T = TypeVar("T")
@@ -34,7 +42,6 @@ MAX_PRICE_EXPONENT = 6
 MAX_PRICE = (Decimal(10) ** MAX_PRICE_EXPONENT).quantize(CENT)
 MAX_STOCK = 1_000_000_000
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
-MONEY_PATTERN = r"^\d+\.\d{2}$"
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
 
@@ -55,26 +62,6 @@ IdParam = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_plain_decimal)
 # The `{id}` of every route: FastAPI's parameter is named after the resource (`product_id`), the path says `id`.
 PathId = Annotated[IdParam, Path(alias="id")]
 
-
-def _format_money(amount: Decimal) -> str:
-    return f"{amount:.2f}"
-
-
-# Money leaves as a string with two decimals ("19.90"); the schema says so, not "number".
-MoneyOut = Annotated[
-    Decimal,
-    PlainSerializer(_format_money, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN, "examples": ["19.90"]}, mode="serialization"),
-]
-# Timestamps leave with an explicit offset ("+00:00"), which every ISO 8601 parser reads, rather than "Z".
-Timestamp = Annotated[
-    datetime,
-    PlainSerializer(datetime.isoformat, return_type=str),
-    WithJsonSchema(
-        {"type": "string", "format": "date-time", "examples": ["2026-11-26T14:18:00.123456+00:00"]},
-        mode="serialization",
-    ),
-]
 
 # Money arrives as a string or a number with at most two decimals. Pydantic checks the bounds on the Decimal;
 # the schema states them: below MAX_PRICE (at most MAX_PRICE_EXPONENT integer digits), or MAX_PRICE itself.
@@ -137,10 +124,6 @@ class RequestModel(BaseModel):
     """Request bodies refuse unknown fields, so nothing can be set through a field the endpoint does not name."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-class ResponseModel(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
 
 
 ResponseT = TypeVar("ResponseT", bound=ResponseModel)
@@ -260,16 +243,6 @@ class TokenOut(BaseModel):
     expires_in: int = Field(description="Seconds until the access token expires")
 
 
-class UserOut(ResponseModel):
-    id: int
-    username: str
-    email: str
-    role: Role
-    is_active: bool
-    email_verified: bool
-    created_at: Timestamp
-
-
 class UserPatch(RequestModel):
     # Either field may be omitted, but not sent as null: the None defaults are "absent", never a value.
     role: Role = None  # type: ignore[assignment]
@@ -286,12 +259,6 @@ class CategoryIn(RequestModel):
     )
 
 
-class CategoryOut(ResponseModel):
-    id: int
-    name: str
-    slug: str
-
-
 class ProductIn(RequestModel):
     name: _trimmed(1, 200)
     description: Annotated[str, Field(max_length=5000), NoNul] = Field(
@@ -305,17 +272,6 @@ class ProductIn(RequestModel):
     @classmethod
     def _trim_description(cls, value: str) -> str:
         return value.strip()
-
-
-class ProductOut(ResponseModel):
-    id: int
-    name: str
-    description: str
-    price: MoneyOut
-    stock: int
-    category_id: int | None
-    created_at: Timestamp
-    updated_at: Timestamp
 
 
 ProductSort = Literal[SORT_NAMES]
@@ -339,27 +295,6 @@ class OrderIn(RequestModel):
         if len(set(product_ids)) != len(product_ids):
             raise ValueError("each product may appear at most once")
         return items
-
-
-class OrderItemOut(ResponseModel):
-    id: int
-    product_id: int
-    quantity: int
-    price: MoneyOut = Field(description="Unit price when the order was placed")
-
-
-class OrderOut(ResponseModel):
-    id: int
-    user_id: int
-    status: OrderStatus
-    total: MoneyOut
-    created_at: Timestamp
-    updated_at: Timestamp
-    expires_at: Timestamp | None = Field(
-        description="While pending: when it is cancelled unless paid (null if the shop sets no deadline); "
-        "null once it has left pending"
-    )
-    items: list[OrderItemOut]
 
 
 class OrderStatusIn(RequestModel):

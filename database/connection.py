@@ -157,6 +157,9 @@ async def write_transaction(session: AsyncSession) -> AsyncIterator[AsyncSession
     session.info[_STAGED_EVENTS] = []
     try:
         yield session
+        # Whatever is still pending goes first: flushed after the events' lock, a row lock it waits for could be
+        # held by a transaction queued on that lock (a deadlock), and the lock would be held longer.
+        await session.flush()
         await insert_events(session, session.info[_STAGED_EVENTS])
         await session.commit()
         if session.info[_STAGED_EVENTS] and (committed := session.info.get(EVENTS_COMMITTED)) is not None:

@@ -15,11 +15,13 @@ from database.connection import release_connection, write_transaction
 from database.repositories import tokens as tokens_repo
 from database.repositories import users as users_repo
 from models import TokenPurpose, User
+from representations import representation
 from services import users as users_service
 from services.access import is_admin, require_active_admin
 from services.account_mail import AccountMail
 from services.auth import AuthService, TokenPair
 from services.errors import ConflictError, PermissionDeniedError, UnknownReferenceError
+from services.events import EventType, record_deletion, record_update, user_actor
 from services.preconditions import ExpectedVersions, require_version
 
 # Where an erased account's username and e-mail were: unique, and never a valid username or address, so nobody can
@@ -128,6 +130,7 @@ async def erase_account(
         account.deleted_at = now
         await end_sessions(session, account, now=now)
         await tokens_repo.delete_account_tokens(session, user_id=account.id)
+        record_deletion(session, type=EventType.USER_DELETED, resource=account, actor=user_actor(account.id))
 
 
 async def resend_verification(*, session: AsyncSession, user: User, mail: AccountMail) -> None:
@@ -190,5 +193,10 @@ async def verify_email(*, session: AsyncSession, token: str) -> None:
             invalid=_invalid_verification_token(),
             now=datetime.now(UTC),
         )
+        before = representation(account)
         account.email_verified = True
+        await session.flush()
+        record_update(
+            session, type=EventType.USER_UPDATED, resource=account, before=before, actor=user_actor(account.id)
+        )
         await tokens_repo.delete_account_tokens(session, user_id=account.id, purpose=TokenPurpose.VERIFY_EMAIL)

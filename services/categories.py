@@ -8,8 +8,10 @@ from database.connection import write_transaction
 from database.pagination import ListRequest, Page
 from database.repositories import categories as categories_repo
 from models import Category, User
+from representations import representation
 from services.access import require_active_admin
 from services.errors import InvalidInputError, NotFoundError
+from services.events import EventType, record_change, record_deletion, record_update, user_actor
 from services.preconditions import ExpectedVersions, require_version
 
 _NOT_SLUG_CHARACTERS = re.compile(r"[^A-Za-z0-9]+")
@@ -64,7 +66,9 @@ async def create_category(*, session: AsyncSession, actor: User, name: str, slug
     slug = _slug_for(name, slug)
     async with write_transaction(session):
         await require_active_admin(session, actor=actor)
-        return await categories_repo.add_category(session, name=name, slug=slug)
+        category = await categories_repo.add_category(session, name=name, slug=slug)
+        record_change(session, type=EventType.CATEGORY_CREATED, resource=category, actor=user_actor(actor.id))
+    return category
 
 
 async def replace_category(
@@ -80,7 +84,12 @@ async def replace_category(
     async with write_transaction(session):
         await require_active_admin(session, actor=actor)
         category = await _category_to_change(session, category_id, expected_versions)
-        return await categories_repo.update_category(session, category, name=name, slug=slug)
+        before = representation(category)
+        await categories_repo.update_category(session, category, name=name, slug=slug)
+        record_update(
+            session, type=EventType.CATEGORY_UPDATED, resource=category, before=before, actor=user_actor(actor.id)
+        )
+    return category
 
 
 async def delete_category(
@@ -91,3 +100,4 @@ async def delete_category(
         await require_active_admin(session, actor=actor)
         category = await _category_to_change(session, category_id, expected_versions)
         await categories_repo.delete_category(session, category)
+        record_deletion(session, type=EventType.CATEGORY_DELETED, resource=category, actor=user_actor(actor.id))

@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.connection import stage_event
-from models import Event
+from models import Category, Event, Order, Product, User
 from models.base import utcnow
+from representations import representation
 
 # Who caused a change nobody asked for (an expired order's cancellation).
 SYSTEM_ACTOR = "system"
@@ -32,8 +33,18 @@ class EventType(StrEnum):
     ORDER_STATUS_CHANGED = "shop.order.status_changed"
 
 
+# The collection each kind of resource lives in: an event's subject is `<collection>/<id>`, as in its URL.
+_COLLECTIONS: dict[type, str] = {User: "users", Category: "categories", Product: "products", Order: "orders"}
+
+Resource = User | Category | Product | Order
+
+
 def user_actor(user_id: int) -> str:
     return f"users/{user_id}"
+
+
+def subject_of(resource: Resource) -> str:
+    return f"{_COLLECTIONS[type(resource)]}/{resource.id}"
 
 
 def record_event(session: AsyncSession, *, type: EventType, subject: str, actor: str, data: dict[str, Any]) -> None:
@@ -49,6 +60,30 @@ def record_event(session: AsyncSession, *, type: EventType, subject: str, actor:
             "data": data,
         },
     )
+
+
+def record_change(session: AsyncSession, *, type: EventType, resource: Resource, actor: str, **extra: Any) -> None:
+    """Record that `resource` was created or changed: `data` is the resource as its GET now returns it (and `extra`).
+
+    Call it once the change is flushed, so that what is recorded is what commits.
+    """
+    record_event(
+        session, type=type, subject=subject_of(resource), actor=actor, data={**representation(resource), **extra}
+    )
+
+
+def record_update(
+    session: AsyncSession, *, type: EventType, resource: Resource, before: dict[str, Any], actor: str
+) -> None:
+    """Record that `resource` changed, unless its representation is still `before` (what it was when read): a
+    write that changes nothing a client can see, such as a PUT of what is already there, is no event."""
+    after = representation(resource)
+    if after != before:
+        record_event(session, type=type, subject=subject_of(resource), actor=actor, data=after)
+
+
+def record_deletion(session: AsyncSession, *, type: EventType, resource: Resource, actor: str) -> None:
+    record_event(session, type=type, subject=subject_of(resource), actor=actor, data={"id": resource.id})
 
 
 def cloud_event(event: Event) -> dict[str, Any]:

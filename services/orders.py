@@ -19,6 +19,7 @@ from database.repositories import products as products_repo
 from models import IdempotencyKey, Order, OrderStatus, User
 from services.access import is_admin, orders_visible_to, require_active_admin
 from services.errors import ConflictError, NotFoundError, UnknownReferenceError
+from services.events import SYSTEM_ACTOR, EventType, record_change, user_actor
 from services.order_status import EXPIRY, OWNER_CANCELLABLE, RESTOCKING_STATUSES, can_transition
 from services.preconditions import ExpectedVersions, require_version, stale
 
@@ -100,6 +101,7 @@ async def place_order(
 
         expires_at = now + payment_ttl if payment_ttl else None
         order = await _reserve_and_record(session, user_id=user_id, lines=lines, now=now, expires_at=expires_at)
+        record_change(session, type=EventType.ORDER_CREATED, resource=order, actor=user_actor(user_id))
         body = render(order)
         if key_id is not None:
             await orders_repo.complete_idempotency_key(session, key_id=key_id, order_id=order.id, response_body=body)
@@ -161,8 +163,7 @@ async def change_order_status(
     async with write_transaction(session):
         await require_active_admin(session, actor=actor)
         order = await get_order(session=session, actor=actor, order_id=order_id)
-        await _move(session, order, status, expected_versions=expected_versions, now=now)
-    return await get_order(session=session, actor=actor, order_id=order_id)
+        return await _move(session, order, status, actor=actor.id, expected_versions=expected_versions, now=now)
 
 
 async def cancel_order(
@@ -178,15 +179,15 @@ async def cancel_order(
         if as_admin:
             await require_active_admin(session, actor=actor)
         order = await get_order(session=session, actor=actor, order_id=order_id)
-        await _move(
+        return await _move(
             session,
             order,
             OrderStatus.CANCELLED,
+            actor=actor.id,
             expected_versions=expected_versions,
             now=now,
             only_from=None if as_admin else OWNER_CANCELLABLE,
         )
-    return await get_order(session=session, actor=actor, order_id=order_id)
 
 
 async def _move(
@@ -194,13 +195,14 @@ async def _move(
     order: Order,
     target: OrderStatus,
     *,
+    actor: int,
     expected_versions: ExpectedVersions,
     now: datetime,
     only_from: frozenset[OrderStatus] | None = None,
-) -> None:
+) -> Order:
     """Take an order, read in the caller's transaction, to `target`, if the status machine (and `only_from`)
-    allows; stock goes back when the move calls for it. The precondition is judged first (HTTP puts 412 before
-    the method's own refusals)."""
+    allows; stock goes back when the move calls for it, and the move is recorded as made by user `actor`. The
+    precondition is judged first (HTTP puts 412 before the method's own refusals). Returns the order as moved."""
     require_version(order.version, expected_versions, what=f"Order {order.id}")
     current = order.status
     refused = ConflictError(
@@ -220,6 +222,16 @@ async def _move(
         raise stale(f"Order {order.id}") if expected_versions is not None else refused
     if target in RESTOCKING_STATUSES:
         await products_repo.restore_stock(session, [(item.product_id, item.quantity) for item in order.items])
+    # The UPDATE went around the ORM: read the row again, so that what is recorded and returned is what commits.
+    await orders_repo.reload_order(session, order)
+    record_change(
+        session,
+        type=EventType.ORDER_STATUS_CHANGED,
+        resource=order,
+        actor=user_actor(actor),
+        previous_status=current.value,
+    )
+    return order
 
 
 async def expire_orders(
@@ -240,6 +252,14 @@ async def expire_orders(
             )
             if claimed and to_status in RESTOCKING_STATUSES:
                 await products_repo.restore_stock(session, await orders_repo.ordered_quantities(session, claimed))
+            for order in await orders_repo.get_orders(session, claimed):
+                record_change(
+                    session,
+                    type=EventType.ORDER_STATUS_CHANGED,
+                    resource=order,
+                    actor=SYSTEM_ACTOR,
+                    previous_status=from_status.value,
+                )
         expired += len(claimed)
         if len(claimed) < batch_size:
             break

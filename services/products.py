@@ -11,9 +11,11 @@ from database.connection import write_transaction
 from database.pagination import ListRequest, Page
 from database.repositories import products as products_repo
 from models import Product, User
+from representations import representation
 from services.access import require_active_admin
 from services.catalogue import ProductFilter
 from services.errors import NotFoundError
+from services.events import EventType, record_change, record_deletion, record_update, user_actor
 from services.preconditions import ExpectedVersions, require_version
 
 
@@ -70,7 +72,9 @@ async def create_product(*, session: AsyncSession, actor: User, data: ProductDat
     fields = _fields(data)
     async with write_transaction(session):
         await require_active_admin(session, actor=actor)
-        return await products_repo.add_product(session, **fields)
+        product = await products_repo.add_product(session, **fields)
+        record_change(session, type=EventType.PRODUCT_CREATED, resource=product, actor=user_actor(actor.id))
+    return product
 
 
 async def replace_product(
@@ -85,7 +89,12 @@ async def replace_product(
     async with write_transaction(session):
         await require_active_admin(session, actor=actor)
         product = await _product_to_change(session, product_id, expected_versions)
-        return await products_repo.update_product(session, product, **fields)
+        before = representation(product)
+        await products_repo.update_product(session, product, **fields)
+        record_update(
+            session, type=EventType.PRODUCT_UPDATED, resource=product, before=before, actor=user_actor(actor.id)
+        )
+    return product
 
 
 async def delete_product(
@@ -95,3 +104,4 @@ async def delete_product(
         await require_active_admin(session, actor=actor)
         product = await _product_to_change(session, product_id, expected_versions)
         await products_repo.soft_delete_product(session, product, now=datetime.now(UTC))
+        record_deletion(session, type=EventType.PRODUCT_DELETED, resource=product, actor=user_actor(actor.id))

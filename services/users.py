@@ -10,9 +10,11 @@ from database.connection import release_connection, write_transaction
 from database.pagination import ListRequest, Page
 from database.repositories import users as users_repo
 from models import User
+from representations import representation
 from services.access import require_active_admin, require_may_read_user
 from services.account_mail import AccountMail
 from services.errors import AuthenticationError, ConflictError, NotFoundError
+from services.events import EventType, record_change, record_update, user_actor
 from services.preconditions import ExpectedVersions, require_version
 
 logger = logging.getLogger(__name__)
@@ -49,6 +51,9 @@ async def register_user(
             role=role,
             email_verified=verify_with is None,
         )
+        # A registration is the new user's own doing; an account made by an admin is the admin's.
+        author = user.id if actor is None else actor.id
+        record_change(session, type=EventType.USER_REGISTERED, resource=user, actor=user_actor(author))
         mail = await verify_with.verification(session, user) if verify_with is not None else None
     if verify_with is not None:
         verify_with.send_verification(mail)
@@ -108,11 +113,13 @@ async def update_user(
         # Loaded and locked by the check above: this comes from the session, without another query.
         user = await get_user(session=session, actor=actor, user_id=user_id)
         require_version(user.version, expected_versions, what=f"User {user_id}")
+        before = representation(user)
         if role is not None:
             user.role = role
         if is_active is not None:
             user.is_active = is_active
         await session.flush()
+        record_update(session, type=EventType.USER_UPDATED, resource=user, before=before, actor=user_actor(actor.id))
     return user
 
 
@@ -137,6 +144,7 @@ async def update_profile(
     async with write_transaction(session):
         account = await lock_own_account(session, user)
         require_version(account.version, expected_versions, what=f"User {account.id}")
+        before = representation(account)
         # Addresses compare as the unique index does: a change of case is the same address.
         readdressed = email is not None and email.lower() != account.email.lower()
         if username is not None:
@@ -146,6 +154,9 @@ async def update_profile(
         if readdressed:
             account.email_verified = False
         await users_repo.save_user(session, account)
+        record_update(
+            session, type=EventType.USER_UPDATED, resource=account, before=before, actor=user_actor(account.id)
+        )
         verification = await mail.verification(session, account) if readdressed else None
     mail.send_verification(verification)
     return account

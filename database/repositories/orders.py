@@ -38,6 +38,19 @@ async def get_order(session: AsyncSession, order_id: int, *, user_id: int | None
     return (await session.scalars(query.execution_options(populate_existing=True))).first()
 
 
+async def reload_order(session: AsyncSession, order: Order) -> None:
+    """Read `order` and its items afresh into the same objects (after an UPDATE that went around the ORM)."""
+    await get_order(session, order.id)
+
+
+async def get_orders(session: AsyncSession, order_ids: Sequence[int]) -> list[Order]:
+    """These orders with their items, read afresh, by id."""
+    if not order_ids:
+        return []
+    query = select(Order).options(selectinload(Order.items)).where(Order.id.in_(order_ids)).order_by(Order.id)
+    return list(await session.scalars(query.execution_options(populate_existing=True)))
+
+
 NEWEST_FIRST = Keyset.of(Order.created_at, Order.id, descending=True)
 
 
