@@ -11,7 +11,8 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ import nats
 import pytest
 from nats.js.errors import NotFoundError
 
-from infrastructure.nats import MSG_ID_HEADER
+from infrastructure.nats import MSG_ID_HEADER, encode
+from models import Event
+from services.events import cloud_event
 from tests.conftest import REQUIRE_SERVICES
 from tests.servers import STOP_SECONDS, free_port
 
@@ -87,6 +90,27 @@ class JetStreamTarget:
                 await client.jetstream().delete_stream(self.stream)
         finally:
             await client.close()
+
+
+def assert_stream_holds_each_event_once(
+    messages: Sequence[StreamMessage], events: Sequence[Event], target: JetStreamTarget
+) -> None:
+    """Exactly the committed events, once each, on their subjects, with their CloudEvent as the body, and on each
+    subject in commit (id) order."""
+    assert events, "the test committed no event"
+    doubled = {msg_id: count for msg_id, count in Counter(message.msg_id for message in messages).items() if count > 1}
+    assert doubled == {}
+    by_id = {event.event_id: event for event in events}
+    assert {message.msg_id for message in messages} == set(by_id)
+    order: dict[str, list[int]] = defaultdict(list)
+    for message in messages:
+        event = by_id[message.msg_id]
+        assert message.subject == target.subject(event.type)
+        assert message.body == json.loads(encode(cloud_event(event)))
+        assert message.body["id"] == message.msg_id
+        order[message.subject].append(event.id)
+    for subject, ids in order.items():
+        assert ids == sorted(ids), subject
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:

@@ -6,10 +6,8 @@ publishes at a time; NATS going away and coming back loses nothing and holds up 
 
 import asyncio
 import contextlib
-import json
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 from sqlalchemy import func, select
 
@@ -17,12 +15,11 @@ from auth.roles import Role
 from config import Settings
 from database.connection import Database, write_transaction
 from database.leadership import relay_leadership
-from infrastructure.nats import encode
 from models import Event
 from services.event_relay import EventRelay, open_event_relay
-from services.events import EventType, cloud_event, record_event
+from services.events import EventType, record_event
 from tests.helpers import create_category, create_product, place_order, signed_in
-from tests.jetstream import JetStreamTarget, StreamMessage, eventually, private_nats_server
+from tests.jetstream import JetStreamTarget, assert_stream_holds_each_event_once, eventually, private_nats_server
 from tests.prometheus_text import sample_value
 
 
@@ -38,27 +35,6 @@ async def unpublished(database: Database) -> int:
 
 async def all_published(database: Database) -> bool:
     return await unpublished(database) == 0
-
-
-def assert_stream_holds_each_event_once(
-    messages: Sequence[StreamMessage], events: Sequence[Event], target: JetStreamTarget
-) -> None:
-    """Exactly the committed events, once each, on their subjects, with their CloudEvent as the body, and on each
-    subject in commit (id) order."""
-    assert events, "the test committed no event"
-    doubled = {msg_id: count for msg_id, count in Counter(message.msg_id for message in messages).items() if count > 1}
-    assert doubled == {}
-    by_id = {event.event_id: event for event in events}
-    assert {message.msg_id for message in messages} == set(by_id)
-    order: dict[str, list[int]] = defaultdict(list)
-    for message in messages:
-        event = by_id[message.msg_id]
-        assert message.subject == target.subject(event.type)
-        assert message.body == json.loads(encode(cloud_event(event)))
-        assert message.body["id"] == message.msg_id
-        order[message.subject].append(event.id)
-    for subject, ids in order.items():
-        assert ids == sorted(ids), subject
 
 
 async def commit_events(database: Database, count: int, *, per_transaction: int = 1) -> None:
