@@ -9,6 +9,8 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
+import nats
+from nats.js.api import DiscardPolicy
 from sqlalchemy import func, select
 
 from auth.roles import Role
@@ -80,6 +82,35 @@ async def test_every_committed_change_arrives_once_with_its_subject_body_and_id(
     assert_stream_holds_each_event_once(messages, events, jetstream)
     # One publisher: the stream is in commit order as a whole, not only per subject.
     assert [message.msg_id for message in messages] == [event.event_id for event in events]
+
+
+async def test_a_refused_publish_stops_the_batch_there_and_only_acknowledged_events_count_as_published(
+    backend, app_client, jetstream
+):
+    # The stream's operators allow 5 messages and refuse more: the 6th publish of one batch of 8 gets no ack.
+    client = await nats.connect(jetstream.url)
+    try:
+        manager = client.jetstream()
+        subjects = [f"{jetstream.subject_prefix}.>"]
+        await manager.add_stream(name=jetstream.stream, subjects=subjects, max_msgs=5, discard=DiscardPolicy.NEW)
+        async with app_client(**jetstream.settings) as app:
+            database = app.app.state.database
+            await commit_events(database, 8, per_transaction=8)
+            failures = await _metric(app, "shop_event_publish_failures_total")
+            await eventually(
+                lambda: _metric_above(app, "shop_event_publish_failures_total", failures), "no refused publish"
+            )
+            events = await stored_events(database)
+            assert [event.published_at is not None for event in events] == [True] * 5 + [False] * 3
+            assert [message.msg_id for message in await jetstream.messages()] == [e.event_id for e in events[:5]]
+
+            await manager.update_stream(
+                name=jetstream.stream, subjects=subjects, max_msgs=-1, discard=DiscardPolicy.NEW
+            )
+            await eventually(lambda: all_published(database), "events still unpublished once the stream took them")
+    finally:
+        await client.close()
+    assert [message.msg_id for message in await jetstream.messages()] == [event.event_id for event in events]
 
 
 async def _true(value: bool) -> bool:
