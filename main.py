@@ -22,7 +22,7 @@ from api.middleware import (
     RequestContextMiddleware,
 )
 from api.openapi import operation_id
-from api.routes import auth, categories, health, orders, products, users
+from api.routes import auth, categories, events, health, orders, products, users
 from auth.security import PasswordHasher
 from config import Settings, get_settings
 from database.connection import Database
@@ -187,7 +187,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Each router carries its full prefix, so its routes are registered as they are. (include_router in this
     # FastAPI wraps a router lazily, and app.routes would then list opaque entries instead of the endpoints.)
-    for router in (auth.router, users.router, categories.router, products.router, orders.router, health.router):
+    for router in (
+        auth.router,
+        users.router,
+        categories.router,
+        products.router,
+        orders.router,
+        events.router,
+        health.router,
+    ):
         app.router.routes.extend(router.routes)
     # First, ahead of the static mount that fastapi_offline added, which would serve ReDoc's bundle unchanged.
     app.router.routes.insert(0, docs.redoc_bundle_route)

@@ -34,6 +34,7 @@ from representations import ProductOut as ProductOut
 from representations import ResponseModel
 from representations import UserOut as UserOut
 from services.catalogue import SORT_NAMES
+from services.events import EventType
 
 T = TypeVar("T")
 
@@ -299,6 +300,38 @@ class OrderIn(RequestModel):
 
 class OrderStatusIn(RequestModel):
     status: OrderStatus
+
+
+# Events
+
+
+# The `type` filter of the feed: an event type, or a prefix of types ending in "." (`shop.order.`).
+EVENT_TYPE_FILTER_PATTERN = r"^[a-z0-9_]+(\.[a-z0-9_]+)*\.?$"
+# The `subject` filter: a resource as `<collection>/<id>` (`orders/42`).
+EVENT_SUBJECT_PATTERN = r"^[a-z]+/[1-9][0-9]*$"
+
+
+class CloudEventOut(BaseModel):
+    """A domain event as CloudEvents 1.0 structured JSON: what the feed lists and NATS receives."""
+
+    specversion: Literal["1.0"]
+    id: str = Field(description="Unique; a consumer that may see an event twice deduplicates by it")
+    source: str = Field(description="EVENT_SOURCE", examples=["/shop"])
+    type: EventType
+    subject: str = Field(description="The resource, as `<collection>/<id>`", examples=["orders/42"])
+    time: str = Field(
+        description="When the change was made (ISO 8601 with +00:00)", json_schema_extra={"format": "date-time"}
+    )
+    datacontenttype: Literal["application/json"]
+    actor: str = Field(
+        description="Who made the change: `users/<id>` (the new user itself for a registration), `system` for "
+        "an expiry",
+        examples=["users/7"],
+    )
+    data: dict[str, Any] = Field(
+        description='The resource as its GET returns it after the change; `{"id"}` for a deletion; '
+        "`shop.order.status_changed` adds `previous_status`"
+    )
 
 
 # Infrastructure

@@ -29,3 +29,8 @@ def _casefold_sqlite(element: casefold, compiler: SQLCompiler, **kw: Any) -> str
 
 def sqlite_casefold(value: str | None) -> str | None:
     return None if value is None else value.lower()
+
+
+def escape_like(text: str) -> str:
+    """`text` as a LIKE pattern that matches it literally (with ESCAPE '\\'): `%` and `_` match themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

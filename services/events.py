@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.connection import stage_event
+from database.pagination import CursorRequest, Page
+from database.repositories import events as events_repo
 from models import Category, Event, Order, Product, User
 from models.base import utcnow
 from representations import representation
@@ -84,6 +86,23 @@ def record_update(
 
 def record_deletion(session: AsyncSession, *, type: EventType, resource: Resource, actor: str) -> None:
     record_event(session, type=type, subject=subject_of(resource), actor=actor, data={"id": resource.id})
+
+
+async def list_events(
+    *, session: AsyncSession, page: CursorRequest, type: str | None = None, subject: str | None = None
+) -> Page[Event]:
+    """The feed: events in commit order, of an exact `type` or a prefix of types ending in ".", of `subject`."""
+    return await events_repo.list_events(session, page, type=type, subject=subject)
+
+
+def resume_after(page: CursorRequest, result: Page[Event]) -> int:
+    """The id the feed goes on after: the page's last event, or where the request started when it had none.
+
+    A feed always has a next page, for what commits later: a reader that sees id n has seen every id below it.
+    """
+    if result.items:
+        return result.items[-1].id
+    return page.after[0] if page.after else 0
 
 
 def cloud_event(event: Event) -> dict[str, Any]:

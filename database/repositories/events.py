@@ -18,10 +18,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from database.functions import escape_like
+from database.pagination import CursorRequest, Keyset, Page, fetch_page
 from models import Event
+
+# The feed's order: commit order (see above).
+COMMIT_ORDER = Keyset((Event.id,))
+# A `type` filter ending in this is a prefix: `shop.order.` is every order event.
+TYPE_PREFIX_END = "."
 
 # The key of the advisory lock that orders event inserts; any constant other code does not use.
 COMMIT_ORDER_LOCK = 0x73686F70_6576  # "shop" "ev"
@@ -36,6 +43,25 @@ async def insert_events(session: AsyncSession, events: Sequence[dict[str, Any]])
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(select(func.pg_advisory_xact_lock(COMMIT_ORDER_LOCK)))
     await session.execute(insert(Event), list(events))
+
+
+async def list_events(
+    session: AsyncSession, page: CursorRequest, *, type: str | None = None, subject: str | None = None
+) -> Page[Event]:
+    """Events in commit order after the cursor's id: of `type` (exact, or a prefix ending in "."), of `subject`.
+
+    A prefix is a LIKE with the prefix escaped, which matches bytewise whatever the database's collation (a range
+    `type >= 'shop.order.' AND type < 'shop.order/'` does not under a linguistic one, which ignores punctuation).
+    """
+    conditions: list[ColumnElement[bool]] = []
+    if type is not None:
+        if type.endswith(TYPE_PREFIX_END):
+            conditions.append(Event.type.like(f"{escape_like(type)}%", escape="\\"))
+        else:
+            conditions.append(Event.type == type)
+    if subject is not None:
+        conditions.append(Event.subject == subject)
+    return await fetch_page(session, select(Event).where(*conditions), page, COMMIT_ORDER)
 
 
 async def try_relay_lock(connection: AsyncConnection) -> bool:

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from database.functions import casefold
+from database.functions import casefold, escape_like
 from database.pagination import Keyset, ListRequest, Page, fetch_page
 from database.violations import flush_row
 from models import Product
@@ -25,16 +25,12 @@ SORT_COLUMNS = {
 }
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _conditions(filters: ProductFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [Product.deleted_at.is_(None)]
     if filters.category_id is not None:
         conditions.append(Product.category_id == filters.category_id)
     if filters.q:
-        pattern = f"%{_escape_like(filters.q.lower())}%"
+        pattern = f"%{escape_like(filters.q.lower())}%"
         conditions.append(casefold(Product.name).like(pattern, escape="\\"))
     if filters.min_price is not None:
         conditions.append(Product.price >= filters.min_price)

@@ -212,6 +212,7 @@ OPERATION_IDS = {
     ("get", "/api/v1/orders/{id}"): "readOrder",
     ("patch", "/api/v1/orders/{id}/status"): "changeOrderStatus",
     ("post", "/api/v1/orders/{id}/cancel"): "cancelOrder",
+    ("get", "/api/v1/events"): "listEvents",
     ("get", "/health"): "health",
     ("get", "/ready"): "ready",
     ("get", "/metrics"): "metrics",

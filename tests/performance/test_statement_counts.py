@@ -14,7 +14,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models import Category, Product, User
-from tests.helpers import AppClient, unique
+from tests.helpers import AppClient, create_product, place_order, signed_in, unique
 
 # SQLite's BEGIN goes through the cursor and asyncpg's does not; only statements that touch data are counted.
 TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"})
@@ -130,3 +130,20 @@ async def test_every_cursor_page_is_one_statement(client, admin_headers, sort):
         cursor = body["next_cursor"]
     # The user lookup and the page, first to last (the last page holds what is left).
     assert pages == [(2, 7)] * (MANY // 7) + [(2, MANY % 7)]
+
+
+@pytest.mark.parametrize("lines", [1, 5])
+async def test_an_order_adds_one_event_insert_whatever_its_lines(client, admin_headers, lines):
+    """The outbox costs an order one INSERT (and on PostgreSQL the one lock that orders commits), not one per line."""
+    product_ids = [(await create_product(client, admin_headers))["id"] for _ in range(lines)]
+    headers, _ = await signed_in(client)
+    with recorded_statements(client.app.state.database.engine) as statements:
+        response = await place_order(client, headers, [(product_id, 1) for product_id in product_ids])
+    assert response.status_code == 201, response.text
+
+    event_inserts = [
+        statement for statement in statements if statement.lstrip().upper().startswith("INSERT INTO EVENTS")
+    ]
+    locks = [statement for statement in statements if "pg_advisory_xact_lock" in statement]
+    assert len(event_inserts) == 1
+    assert len(locks) == (1 if client.app.state.settings.database_url.startswith("postgresql") else 0)

@@ -230,6 +230,7 @@ MATRIX = [
     Row("DELETE", "/api/v1/users/me/sessions", SIGNED_IN_204, end_own_sessions),
     Row("DELETE", "/api/v1/users/me", SIGNED_IN_204, erase_own_account),
     Row("GET", "/api/v1/users", ADMIN_200),
+    Row("GET", "/api/v1/events", ADMIN_200),
     Row("POST", "/api/v1/users", ADMIN_201, create_user_body),
     Row("GET", "/api/v1/users/{id}", ADMIN_200, owner_profile),
     Row("GET", "/api/v1/users/{id}", SIGNED_IN_200, own_profile),
