@@ -10,8 +10,10 @@ import uuid
 from collections.abc import AsyncIterator
 
 import nats
+import pytest
 from nats.js.api import DiscardPolicy
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from auth.roles import Role
 from config import Settings
@@ -113,6 +115,35 @@ async def test_a_refused_publish_stops_the_batch_there_and_only_acknowledged_eve
     finally:
         await client.close()
     assert [message.msg_id for message in await jetstream.messages()] == [event.event_id for event in events]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_leader_whose_lock_connection_dies_stops_and_a_leader_takes_the_lock_again(
+    backend, app_client, jetstream, capsys
+):
+    async with app_client(**jetstream.settings) as client:
+        relay, database = client.app.state.event_relay, client.app.state.database
+        await eventually(lambda: _true(relay.leading), "the relay never led")
+        engine = create_async_engine(backend.database_url, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as connection:
+                ended = await connection.scalar(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND application_name = 'shop-event-relay'"
+                    )
+                )
+        finally:
+            await engine.dispose()
+        assert ended == 1
+        await commit_events(database, 5)
+        await eventually(lambda: all_published(database), "events still unpublished after the lock was lost")
+        events = await stored_events(database)
+
+    # The app's JSON log goes to standard output.
+    assert "stopped publishing events: the connection holding the relay lock failed" in capsys.readouterr().out
+    assert_stream_holds_each_event_once(await jetstream.messages(), events, jetstream)
 
 
 async def _true(value: bool) -> bool:
