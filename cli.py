@@ -64,7 +64,10 @@ async def purge_expired(settings: Settings) -> int:
     try:
         async with database.sessionmaker() as session:
             removed = await maintenance.purge_expired(
-                session=session, idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds)
+                session=session,
+                idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+                event_retention=timedelta(days=settings.event_retention_days),
+                events_delivered=settings.nats_url is not None,
             )
     finally:
         await database.dispose()
@@ -82,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     seed = commands.add_parser("seed-products", help="bulk-load sample products")
     seed.add_argument("--count", type=int, default=10_000)
     seed.add_argument("--seed", type=int, default=1)
-    commands.add_parser("purge-expired", help="delete expired tokens and idempotency keys now")
+    commands.add_parser(
+        "purge-expired", help="delete expired tokens, idempotency keys and events past their retention now"
+    )
     arguments = parser.parse_args(argv)
 
     settings = get_settings()

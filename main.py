@@ -35,6 +35,7 @@ from services import orders as orders_service
 from services import users as users_service
 from services.account_mail import AccountMail
 from services.auth import AuthService
+from services.event_relay import open_event_relay
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,10 @@ async def _purge_periodically(settings: Settings, database: Database) -> None:
         try:
             async with database.sessionmaker() as session:
                 await maintenance.purge_expired(
-                    session=session, idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds)
+                    session=session,
+                    idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+                    event_retention=timedelta(days=settings.event_retention_days),
+                    events_delivered=settings.nats_url is not None,
                 )
         except Exception:
             logger.exception("purging expired rows failed; will try again")
@@ -120,6 +124,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         asyncio.create_task(_purge_periodically(settings, database)),
         asyncio.create_task(_expire_orders_periodically(settings, database)),
     ]
+    # Only with NATS_URL: then every process runs one, and one at a time publishes.
+    relay = open_event_relay(settings=settings, database=database)
+    if relay is not None:
+        tasks.append(asyncio.create_task(relay.run()))
+    app.state.event_relay = relay
     try:
         yield
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +29,8 @@ WRITE_INTENT = "shop_write_intent"
 EVENT_SOURCE = "shop_event_source"
 # Where a unit of work keeps the events of its change until it commits them with it (`stage_event`).
 _STAGED_EVENTS = "shop_staged_events"
+# The asyncio.Event a unit of work sets once it committed events: the relay of this process wakes up at once.
+EVENTS_COMMITTED = "shop_events_committed"
 
 # PostgreSQL's default level; the conditional UPDATEs and unique constraints the services rely on make it enough.
 WRITE_ISOLATION = "READ COMMITTED"
@@ -119,8 +122,12 @@ class Database:
 
     def __init__(self, settings: Settings) -> None:
         self.engine = create_engine(settings)
+        self.events_committed = asyncio.Event()
         self.sessionmaker = async_sessionmaker(
-            self.engine, expire_on_commit=False, autoflush=False, info={EVENT_SOURCE: settings.event_source}
+            self.engine,
+            expire_on_commit=False,
+            autoflush=False,
+            info={EVENT_SOURCE: settings.event_source, EVENTS_COMMITTED: self.events_committed},
         )
 
     async def ping(self) -> None:
@@ -155,6 +162,8 @@ async def write_transaction(session: AsyncSession) -> AsyncIterator[AsyncSession
         await session.flush()
         await insert_events(session, session.info[_STAGED_EVENTS])
         await session.commit()
+        if session.info[_STAGED_EVENTS] and (committed := session.info.get(EVENTS_COMMITTED)) is not None:
+            committed.set()
     except BaseException:
         await session.rollback()
         raise

@@ -35,6 +35,21 @@ MAIL_FAILURES = Counter("shop_mail_failures_total", "Mails that could not be sen
 RATE_LIMIT_STORAGE_ERRORS = Counter(
     "rate_limit_storage_errors_total", "Requests let through because the rate-limit storage failed."
 )
+# Delivery of the events to NATS JetStream. The counters count what this process's relay did (summed over
+# processes). The gauges describe the database, which every process's relay reads about once a second: so every
+# process reports the same truth, and under PROMETHEUS_MULTIPROC_DIR the most recent reading of a live process wins.
+EVENTS_PUBLISHED = Counter("shop_events_published_total", "Events JetStream acknowledged (duplicates included).")
+EVENT_PUBLISH_FAILURES = Counter(
+    "shop_event_publish_failures_total", "Attempts to publish an event that got no ack from JetStream."
+)
+EVENTS_PENDING = Gauge(
+    "shop_events_pending", "Events committed and not yet acknowledged by JetStream.", multiprocess_mode="livemostrecent"
+)
+OLDEST_PENDING_EVENT_AGE = Gauge(
+    "shop_events_oldest_pending_age_seconds",
+    "Age of the oldest event not yet acknowledged by JetStream; 0 when none waits.",
+    multiprocess_mode="livemostrecent",
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

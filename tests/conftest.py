@@ -1,7 +1,8 @@
 """Shared fixtures: a fresh database per test on SQLite and on PostgreSQL (+ Redis), and an app client on it.
 
-PostgreSQL and Redis are used when TEST_DATABASE_URL and TEST_REDIS_URL are set (CI sets both); otherwise
-those tests skip with the reason. With SHOP_TEST_REQUIRE_SERVICES=1 an unreachable service fails the run.
+PostgreSQL and Redis are used when TEST_DATABASE_URL and TEST_REDIS_URL are set (CI sets both), NATS JetStream
+when TEST_NATS_URL is; otherwise those tests skip with the reason. With SHOP_TEST_REQUIRE_SERVICES=1 an
+unreachable service fails the run.
 Every PostgreSQL case carries the `postgres` marker: `-m "not postgres"` runs the suite on SQLite alone.
 """
 
@@ -38,6 +39,7 @@ from models import Base
 from tests.helpers import AppClient, signed_in
 
 if TYPE_CHECKING:
+    from tests.jetstream import JetStreamTarget
     from tests.smtp_server import SmtpServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +62,7 @@ def _redis_url_of_this_worker(url: str | None) -> str | None:
 
 
 TEST_REDIS_URL = _redis_url_of_this_worker(os.environ.get("TEST_REDIS_URL"))
+TEST_NATS_URL = os.environ.get("TEST_NATS_URL")
 REQUIRE_SERVICES = os.environ.get("SHOP_TEST_REQUIRE_SERVICES") == "1"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 BASE_URL = "http://shop.test"
@@ -137,6 +140,31 @@ def redis_url() -> str | None:
             pytest.fail("TEST_REDIS_URL is not set (SHOP_TEST_REQUIRE_SERVICES=1)")
         return None
     return TEST_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The NATS server with JetStream that the tests publish to (TEST_NATS_URL)."""
+    if not TEST_NATS_URL:
+        _unavailable("NATS JetStream", "TEST_NATS_URL")
+    return TEST_NATS_URL  # type: ignore[return-value]
+
+
+@pytest.fixture
+async def jetstream(nats_url: str) -> AsyncIterator["JetStreamTarget"]:
+    """A stream and subject prefix of this test's own on TEST_NATS_URL, deleted afterwards."""
+    from tests.jetstream import JetStreamTarget
+
+    suffix = uuid.uuid4().hex[:12]
+    target = JetStreamTarget(nats_url, stream=f"test-{suffix}", subject_prefix=f"t{suffix}")
+    try:
+        await target.messages()
+    except Exception as error:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"NATS at TEST_NATS_URL is unreachable: {error}")
+        pytest.skip(f"NATS at TEST_NATS_URL is unreachable: {error}")
+    yield target
+    await target.delete()
 
 
 async def _empty_tables(url: str) -> None:

@@ -9,13 +9,17 @@ sees id n sees every committed id below it: paging by id is paging in commit ord
 The cost: from the event insert to the end of the commit (one INSERT and the WAL flush), event-writing
 transactions queue on that lock; the rest of their work still runs side by side. SQLite has one writer at a
 time already, so it needs no lock.
+
+The relay (services/event_relay.py) relies on the same property: the oldest unpublished events by id are the
+oldest committed ones, and no event can commit later with a smaller id.
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from database.functions import escape_like
 from database.pagination import CursorRequest, Keyset, Page, fetch_page
@@ -28,6 +32,8 @@ TYPE_PREFIX_END = "."
 
 # The key of the advisory lock that orders event inserts; any constant other code does not use.
 COMMIT_ORDER_LOCK = 0x73686F70_6576  # "shop" "ev"
+# The key of the session-level advisory lock that the one publishing relay holds ("shop" "re").
+RELAY_LOCK = 0x73686F70_7265
 
 
 async def insert_events(session: AsyncSession, events: Sequence[dict[str, Any]]) -> None:
@@ -56,3 +62,42 @@ async def list_events(
     if subject is not None:
         conditions.append(Event.subject == subject)
     return await fetch_page(session, select(Event).where(*conditions), page, COMMIT_ORDER)
+
+
+async def try_relay_lock(connection: AsyncConnection) -> bool:
+    """PostgreSQL: take the relay's lock for this connection's session, if no other session holds it."""
+    return bool(await connection.scalar(select(func.pg_try_advisory_lock(RELAY_LOCK))))
+
+
+async def release_relay_lock(connection: AsyncConnection) -> None:
+    await connection.scalar(select(func.pg_advisory_unlock(RELAY_LOCK)))
+
+
+async def check_connection(connection: AsyncConnection) -> None:
+    """One round trip: raises if the connection, and so the session holding a lock, is gone."""
+    await connection.scalar(select(1))
+
+
+async def unpublished_events(session: AsyncSession, *, limit: int) -> Sequence[Event]:
+    """The oldest events not yet in JetStream, in commit order (off ix_events_unpublished)."""
+    statement = select(Event).where(Event.published_at.is_(None)).order_by(Event.id).limit(limit)
+    return (await session.scalars(statement)).all()
+
+
+async def mark_published(session: AsyncSession, *, ids: Sequence[int], at: datetime) -> None:
+    await session.execute(update(Event).where(Event.id.in_(ids)).values(published_at=at))
+
+
+async def delivery_backlog(session: AsyncSession) -> tuple[int, datetime | None]:
+    """How many events wait for JetStream, and the time of the oldest of them (None when none waits)."""
+    count = await session.scalar(select(func.count()).select_from(Event).where(Event.published_at.is_(None)))
+    oldest = await session.scalar(select(Event.time).where(Event.published_at.is_(None)).order_by(Event.id).limit(1))
+    return int(count or 0), oldest
+
+
+async def delete_events_before(session: AsyncSession, *, cutoff: datetime, published_only: bool) -> int:
+    """Delete events that happened before `cutoff`; with `published_only`, only those JetStream has."""
+    statement = delete(Event).where(Event.time < cutoff)
+    if published_only:
+        statement = statement.where(Event.published_at.is_not(None))
+    return int((await session.execute(statement)).rowcount or 0)

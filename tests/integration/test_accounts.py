@@ -597,6 +597,11 @@ async def test_purge_forgets_expired_mailed_tokens(client, smtp):
             .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
         await session.commit()
-        removed = await maintenance.purge_expired(session=session, idempotency_ttl=timedelta(days=1))
+        removed = await maintenance.purge_expired(
+            session=session,
+            idempotency_ttl=timedelta(days=1),
+            event_retention=timedelta(days=30),
+            events_delivered=True,
+        )
         left = (await session.scalars(select(AccountToken.user_id))).all()
     assert (removed, left) == (1, [live["id"]])

@@ -503,7 +503,12 @@ async def test_purge_removes_expired_token_rows_and_keeps_live_ones(client):
             ]
         )
         await session.commit()
-        removed = await maintenance.purge_expired(session=session, idempotency_ttl=timedelta(days=1))
+        removed = await maintenance.purge_expired(
+            session=session,
+            idempotency_ttl=timedelta(days=1),
+            event_retention=timedelta(days=30),
+            events_delivered=True,
+        )
     # The family whose every token expired (its token went with it), the expired token of the live family, and
     # the expired revoked access token.
     assert removed == 3
