@@ -20,6 +20,7 @@ from services.errors import (
     PreconditionFailedError,
     ServiceUnavailableError,
     ShopError,
+    TooManyRequestsError,
     UnknownReferenceError,
 )
 
@@ -62,6 +63,7 @@ STATUS_BY_ERROR: dict[type[ShopError], int] = {
     InvalidInputError: 422,
     UnsupportedMediaTypeError: 415,
     ServiceUnavailableError: 503,
+    TooManyRequestsError: 429,
 }
 
 
@@ -108,6 +110,8 @@ async def _shop_error(_: Request, error: ShopError) -> ProblemResponse:
         return problem(422, error.detail, code=error.code, errors=[issue])
     if isinstance(error, ServiceUnavailableError):
         return problem(status, error.detail, code=error.code, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if isinstance(error, TooManyRequestsError):
+        return problem(status, error.detail, code=error.code, headers={"Retry-After": str(error.retry_after)})
     return problem(status, error.detail, code=error.code, headers=_authenticate_header(status))
 
 

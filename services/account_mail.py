@@ -6,6 +6,7 @@ the token write happen after the response, so it answers the same, in the same t
 belongs to anyone.
 """
 
+import math
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,11 +19,15 @@ from database.repositories import users as users_repo
 from infrastructure.mail import Compose, Mail, Mailer
 from models import TokenPurpose, User
 from services import mail_templates
-from services.errors import ServiceUnavailableError
+from services.errors import ServiceUnavailableError, TooManyRequestsError
 
 # The kinds of mail, as the metrics label them (labels, not passwords).
 PASSWORD_RESET_MAIL = "password_reset"  # noqa: S105  # nosec B105
 VERIFICATION_MAIL = "email_verification"
+# Verification mails one account may have sent in any hour, whatever asks for them (a registration, a resend, a new
+# address): without a cap, changing one's address over and over would mail someone else's inbox at the rate limit.
+VERIFICATION_MAILS_PER_WINDOW = 5
+VERIFICATION_MAIL_WINDOW = timedelta(hours=1)
 
 
 def mail_unavailable() -> ServiceUnavailableError:
@@ -47,11 +52,27 @@ class AccountMail:
         """A reset mail to `email` if it is an active account's address, after the response; nothing otherwise."""
         self.require_mail().submit(PASSWORD_RESET_MAIL, lambda: self._password_reset(email))
 
-    async def verification(self, session: AsyncSession, user: User) -> Mail | None:
+    async def verification(self, session: AsyncSession, user: User, *, refuse_over_cap: bool = False) -> Mail | None:
         """Store a verification token for the user's current address, in the caller's write transaction, and write
         its mail, for `send_verification` once that commits; None when the shop sends no mail.
+
+        Over VERIFICATION_MAILS_PER_WINDOW (the caller holds the user's row, so concurrent requests count in turn):
+        no mail, or with `refuse_over_cap` 429 `too_many_mails` with the seconds until one may be sent again.
         """
         if self._mailer is None:
+            return None
+        now = datetime.now(UTC)
+        issued = await tokens_repo.account_tokens_issued_since(
+            session, user_id=user.id, purpose=TokenPurpose.VERIFY_EMAIL, since=now - VERIFICATION_MAIL_WINDOW
+        )
+        if len(issued) >= VERIFICATION_MAILS_PER_WINDOW:
+            if refuse_over_cap:
+                frees_at = issued[-VERIFICATION_MAILS_PER_WINDOW] + VERIFICATION_MAIL_WINDOW
+                raise TooManyRequestsError(
+                    f"At most {VERIFICATION_MAILS_PER_WINDOW} verification mails an hour; ask again later",
+                    code="too_many_mails",
+                    retry_after=max(1, math.ceil((frees_at - now).total_seconds())),
+                )
             return None
         ttl = self._settings.email_verification_ttl_seconds
         link = await self._issue(session, user, TokenPurpose.VERIFY_EMAIL, self._settings.email_verification_url, ttl)

@@ -139,7 +139,8 @@ async def resend_verification(*, session: AsyncSession, user: User, mail: Accoun
         raise ConflictError("This e-mail address is already verified", code="already_verified")
     mail.require_mail()
     async with write_transaction(session):
-        verification = await mail.verification(session, user)
+        account = await users_service.lock_own_account(session, user)
+        verification = await mail.verification(session, account, refuse_over_cap=True)
     mail.send_verification(verification)
 
 

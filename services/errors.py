@@ -55,6 +55,16 @@ class DatabaseUnavailableError(ServiceUnavailableError):
     code = "database_unavailable"
 
 
+class TooManyRequestsError(ShopError):
+    """A rule of the shop caps how often this may be done; it may be done again `retry_after` seconds later."""
+
+    code = "too_many_requests"
+
+    def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = retry_after
+
+
 class InvalidInputError(ShopError):
     """Input that passes the schema but not a rule that needs more than one field (an underivable slug)."""
 

@@ -128,7 +128,9 @@ async def sign_out_everywhere(user: CurrentUser, session: SessionDep) -> Respons
     response_model=AcceptedOut,
     responses=problems(409, 503),
     summary="Send a fresh verification mail to one's own address",
-    description="409 `already_verified` when it is; 503 `mail_unavailable` when the shop cannot send mail.",
+    description="409 `already_verified` when it is; 503 `mail_unavailable` when the shop cannot send mail; 429 "
+    "`too_many_mails` (with Retry-After) once the account had 5 verification mails within the hour, whatever asked "
+    "for them (registration, a new address, this).",
 )
 async def send_verification_email(user: CurrentUser, session: SessionDep, mail: AccountMailDep) -> ModelResponse:
     await accounts_service.resend_verification(session=session, user=user, mail=mail)

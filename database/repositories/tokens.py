@@ -127,6 +127,18 @@ async def add_account_token(
     await session.flush()
 
 
+async def account_tokens_issued_since(
+    session: AsyncSession, *, user_id: int, purpose: TokenPurpose, since: datetime
+) -> list[datetime]:
+    """When the user's tokens of `purpose` issued after `since` were issued, oldest first."""
+    query = (
+        select(AccountToken.created_at)
+        .where(AccountToken.user_id == user_id, AccountToken.purpose == purpose, AccountToken.created_at > since)
+        .order_by(AccountToken.created_at)
+    )
+    return list((await session.scalars(query)).all())
+
+
 def _live_account_token(token_hash: str, purpose: TokenPurpose, now: datetime) -> tuple[ColumnElement[bool], ...]:
     return (
         AccountToken.token_hash == token_hash,

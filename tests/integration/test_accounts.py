@@ -19,6 +19,7 @@ from database.repositories import tokens as tokens_repo
 from database.repositories import users as users_repo
 from models import AccountToken, Order, RefreshTokenFamily, TokenPurpose, User
 from services import maintenance
+from services.account_mail import VERIFICATION_MAILS_PER_WINDOW
 from tests.helpers import (
     PASSWORD,
     assert_problem,
@@ -182,6 +183,22 @@ async def test_a_fresh_verification_mail_on_request_until_verified(client, smtp)
     assert (await client.post(VERIFY, json={"token": second.token})).status_code == 204
     assert_problem(await client.post(f"{ME}/verification-email", headers=headers), 409, "already_verified")
     assert len(await mails_to(client, smtp, user["email"])) == 2
+
+
+async def test_verification_mails_are_capped_per_account_and_hour(client, smtp):
+    headers, user = await signed_in(client, Role.GUEST)  # its registration sent the first of them
+    for _ in range(VERIFICATION_MAILS_PER_WINDOW - 1):
+        assert (await client.post(f"{ME}/verification-email", headers=headers)).status_code == 202
+
+    refused = await client.post(f"{ME}/verification-email", headers=headers)
+
+    assert_problem(refused, 429, "too_many_mails")
+    assert 3500 < int(refused.headers["Retry-After"]) <= 3600
+    # A new address is taken, but over the cap it is not mailed: no inbox can be flooded by changing addresses.
+    readdressed = f"{unique('capped')}@example.com"
+    assert (await client.patch(ME, json={"email": readdressed}, headers=headers)).json()["email"] == readdressed
+    assert len(await mails_to(client, smtp, user["email"])) == VERIFICATION_MAILS_PER_WINDOW
+    assert await mails_to(client, smtp, readdressed) == []
 
 
 @pytest.mark.parametrize("required", [True, False], ids=["required", "not-required"])
