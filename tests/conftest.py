@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 from alembic import command
 from alembic.config import Config
@@ -139,20 +140,27 @@ def redis_url() -> str | None:
     return TEST_REDIS_URL
 
 
-async def _empty_tables(url: str) -> None:
-    """Delete every row and restart every sequence, as TRUNCATE ... RESTART IDENTITY would.
+def _emptying_script() -> str:
+    """Delete every row and restart every sequence, as TRUNCATE ... RESTART IDENTITY would, in one round trip.
 
     On the few rows a test leaves, DELETE takes a fifth of TRUNCATE's time (which makes new files for each table),
     and this runs before every PostgreSQL case.
     """
-    engine = create_async_engine(url)
+    deletes = [f'DELETE FROM "{table.name}";' for table in reversed(Base.metadata.sorted_tables)]
+    return " ".join([*deletes, "SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S';"])
+
+
+EMPTYING_SCRIPT = _emptying_script()
+
+
+async def _empty_tables(url: str) -> None:
+    # A bare asyncpg connection: an engine would first spend several round trips learning about the server.
+    connection = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
     try:
-        async with engine.begin() as connection:
-            for table in reversed(Base.metadata.sorted_tables):
-                await connection.execute(table.delete())
-            await connection.execute(text("SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S'"))
+        # One simple-protocol message, so one implicit transaction: all tables are emptied, or none.
+        await connection.execute(EMPTYING_SCRIPT)
     finally:
-        await engine.dispose()
+        await connection.close()
 
 
 async def _flush_redis(url: str) -> None:
