@@ -356,6 +356,7 @@ async def test_a_price_number_with_at_most_two_decimals_is_stored_exactly(
     assert (replaced.status_code, replaced.json()["price"]) == (200, returned)
 
 
+@sqlite_only  # validation does not depend on the database
 @pytest.mark.parametrize(
     "price",
     [
@@ -424,6 +425,7 @@ async def test_bad_queries_are_422(client: AppClient, user_headers: dict, params
     assert_invalid(await client.get(PRODUCTS, params=params, headers=user_headers), "query", name)
 
 
+@sqlite_only  # validation does not depend on the database
 @pytest.mark.parametrize(
     ("supplied", "echoed"),
     [
