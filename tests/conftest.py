@@ -198,6 +198,9 @@ class Backend:
             "database_max_overflow": 20,
             # No expiry sweeps in the background of tests that count statements; expiry tests ask for them.
             "order_expiry_check_seconds": 3600,
+            # The concurrency tests' storms, beside a second xdist worker on a small machine, can keep a revocation
+            # check from its turn on the event loop for over a second: that would be a 503 no test is about.
+            "redis_timeout_seconds": 10.0,
         }
         values.update(overrides)
         return Settings(**values)
