@@ -29,6 +29,7 @@ from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport
 from sqlalchemy import make_url, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from auth.roles import Role
@@ -146,8 +147,9 @@ def _emptying_script() -> str:
     On the few rows a test leaves, DELETE takes a fifth of TRUNCATE's time (which makes new files for each table),
     and this runs before every PostgreSQL case.
     """
-    deletes = [f'DELETE FROM "{table.name}";' for table in reversed(Base.metadata.sorted_tables)]
-    return " ".join([*deletes, "SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S';"])
+    dialect = postgresql.dialect()
+    deletes = [str(table.delete().compile(dialect=dialect)) for table in reversed(Base.metadata.sorted_tables)]
+    return "; ".join([*deletes, "SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S'"])
 
 
 EMPTYING_SCRIPT = _emptying_script()
