@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# Extra pytest options, e.g. PYTEST_ARGS="-n 2 --dist loadfile" for two pytest-xdist workers.
-PYTEST_ARGS ?=
+# Two pytest-xdist workers, each test file (with its module fixtures) on one; PYTEST_ARGS="-n 0" runs in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: run test install lint security migrate serve bench load clean
 

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     database_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     redis_url: str | None = None
+    # How long a revocation check waits for Redis before its request gets 503: short, so that a Redis that stops
+    # answering costs a request this much instead of hanging it.
+    redis_timeout_seconds: float = Field(default=1.0, gt=0)
 
     secret_key: SecretStr | None = None
     secret_key_file: Path | None = None

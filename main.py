@@ -100,9 +100,9 @@ async def _expire_orders_periodically(settings: Settings, database: Database) ->
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     database = Database(settings)
-    # Short timeouts: a Redis that stops answering must cost a request a second, not hang it.
+    timeout = settings.redis_timeout_seconds
     redis = (
-        Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
         if settings.redis_url
         else None
     )

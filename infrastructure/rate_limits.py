@@ -164,7 +164,8 @@ class MemoryRateLimiter:
             allowed=allowed,
             limit=limit.amount,
             remaining=limit.amount - len(log),
-            reset_after=log[0] + limit.window_seconds - now,
+            # The window less the time since: (log[0] + window) - now can round to a hair above the window.
+            reset_after=limit.window_seconds - (now - log[0]),
         )
 
     async def aclose(self) -> None:

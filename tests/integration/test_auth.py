@@ -444,6 +444,8 @@ BAD_AUTHORIZATIONS: dict[str, Callable[[Any, int], str]] = {
 }
 
 
+# Token checks; an unknown user's token on PostgreSQL + Redis is test_jwt_attacks' case.
+@sqlite_only
 @pytest.mark.parametrize("case", list(BAD_AUTHORIZATIONS))
 async def test_bad_access_tokens_are_401(client, case):
     admin_id = (await register(client))["id"]

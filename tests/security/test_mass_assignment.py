@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Order, User
+from tests.conftest import sqlite_only
 from tests.helpers import PASSWORD, create_product, login, place_order, register
 
 
@@ -22,6 +23,7 @@ def assert_refused(response, loc: list[Any]) -> None:
 REGISTRATION = {"username": "mallory", "email": "mallory@example.com", "password": PASSWORD}
 
 
+@sqlite_only  # validation does not depend on the database
 @pytest.mark.parametrize(
     ("name", "value"), [("role", "admin"), ("role", "user"), ("is_active", False), ("id", 1), ("hashed_password", "x")]
 )
@@ -39,6 +41,7 @@ async def test_register_without_extra_fields_gets_the_user_role(client):
     assert (created.json()["role"], created.json()["is_active"]) == ("user", True)
 
 
+@sqlite_only  # validation does not depend on the database
 @pytest.mark.parametrize(("endpoint", "name"), [("login", "role"), ("refresh", "user_id")])
 async def test_auth_bodies_refuse_fields_they_do_not_name(client, endpoint, name):
     user = await register(client)
@@ -54,6 +57,7 @@ async def test_auth_bodies_refuse_fields_they_do_not_name(client, endpoint, name
     assert refreshed.status_code == 200
 
 
+@sqlite_only  # validation does not depend on the database
 @pytest.mark.parametrize(
     ("field", "in_line"), [("user_id", False), ("total", False), ("status", False), ("id", False), ("price", True)]
 )

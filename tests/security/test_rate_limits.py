@@ -9,6 +9,7 @@ from httpx import ASGITransport, AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from infrastructure.rate_limits import open_rate_limiter
+from tests.conftest import sqlite_only
 from tests.helpers import PASSWORD, AppClient, assert_problem, bearer, register, signed_in, unique
 from tests.redis_commands import monitored
 
@@ -187,6 +188,20 @@ async def test_unreachable_redis_lets_requests_through_and_counts_the_failures(a
         refused = await client.get(f"/api/v1/users/{registered['id']}", headers=signed)
         assert_problem(refused, 503, "service_unavailable")
         assert int(refused.headers["Retry-After"]) >= 1
+
+
+@sqlite_only  # the revocation store is Redis whatever the database
+async def test_revocation_checks_give_up_on_a_silent_redis_after_its_timeout(app_client):
+    # Listening but never answering: without REDIS_TIMEOUT_SECONDS the request would hang.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        redis_url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        async with app_client(redis_url=redis_url, redis_timeout_seconds=0.2) as client:
+            connection = client.app.state.redis.connection_pool.connection_kwargs
+            assert (connection["socket_timeout"], connection["socket_connect_timeout"]) == (0.2, 0.2)
+            headers, _ = await signed_in(client)
+            refused = await client.get(ME, headers=headers)
+    assert_problem(refused, 503, "service_unavailable")
+    assert int(refused.headers["Retry-After"]) >= 1
 
 
 @pytest.fixture(params=["refused", "silent"])

@@ -133,6 +133,13 @@ async def test_memory_window_frees_the_slot_exactly_when_the_oldest_request_leav
     assert (await limiter.hit(MINUTE, "client")).allowed
 
 
+async def test_memory_window_never_tells_a_longer_wait_than_the_window(memory_storage):
+    # At this reading, (now + 60) - now is 60.000000000000114 in floating point: RateLimit-Reset said 61.
+    memory_storage.clock.now = 1_000.15
+    decision = await memory_storage.limiter.hit(MINUTE, "client")
+    assert decision.reset_after == 60
+
+
 async def test_redis_window_runs_on_the_servers_clock(redis_storage):
     limiter = redis_storage.limiter
     one_second = RateLimit(amount=2, window_seconds=1)
