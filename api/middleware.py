@@ -20,7 +20,7 @@ from api.dependencies import API_ROOT
 from api.errors import problem
 from api.verified_token import VerifiedToken, store_verified_token
 from auth.bearer import parse_bearer
-from auth.jwt import AccessClaims, InvalidTokenError, decode_access_token
+from auth.jwt import AccessClaims, InvalidTokenError
 from config import IPNetwork, Settings
 from infrastructure.rate_limits import RateLimit, RateLimiter
 from observability.logging import request_id_var
@@ -278,7 +278,6 @@ class RateLimitMiddleware:
 
     def __init__(self, app: ASGIApp, *, settings: Settings, auth_paths: frozenset[str]) -> None:
         self.app = app
-        self.settings = settings
         self.auth_paths = auth_paths
         self.default_limit = RateLimit.parse(settings.rate_limit_default)
         self.auth_limit = RateLimit.parse(settings.rate_limit_auth)
@@ -295,7 +294,7 @@ class RateLimitMiddleware:
         if path.rstrip("/") in self.auth_paths:
             limit, key, name = self.auth_limit, f"auth:{address}", "auth"
         else:
-            claims = self._verified_claims(scope)
+            claims = _verified_claims(scope)
             key = f"user:{claims.user_id}" if claims else f"ip:{address}"
             limit, name = self.default_limit, "default"
 
@@ -333,11 +332,13 @@ class RateLimitMiddleware:
 
         await self.app(scope, receive, send_with_headers)
 
-    def _verified_claims(self, scope: Scope) -> AccessClaims | None:
-        token = parse_bearer(Headers(scope=scope).get("authorization"))
-        if token is None:
-            return None
-        try:
-            return decode_access_token(token, secret=self.settings.jwt_secret, algorithm=self.settings.jwt_algorithm)
-        except InvalidTokenError:
-            return None
+
+def _verified_claims(scope: Scope) -> AccessClaims | None:
+    token = parse_bearer(Headers(scope=scope).get("authorization"))
+    if token is None:
+        return None
+    try:
+        # The auth service's cache of verified tokens: the auth dependency would verify the same token again.
+        return scope["app"].state.auth.tokens.verify(token)
+    except InvalidTokenError:
+        return None

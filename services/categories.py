@@ -4,10 +4,11 @@ import re
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth.principal import Principal
 from database.connection import write_transaction
 from database.pagination import ListRequest, Page
 from database.repositories import categories as categories_repo
-from models import Category, User
+from models import Category
 from services.access import require_active_admin
 from services.errors import InvalidInputError, NotFoundError
 from services.preconditions import ExpectedVersions, require_version
@@ -59,7 +60,7 @@ async def _category_to_change(session: AsyncSession, category_id: int, expected_
     return category
 
 
-async def create_category(*, session: AsyncSession, actor: User, name: str, slug: str | None) -> Category:
+async def create_category(*, session: AsyncSession, actor: Principal, name: str, slug: str | None) -> Category:
     """A taken slug is refused by its unique constraint (slug_taken); a check first would not stop a racing writer."""
     slug = _slug_for(name, slug)
     async with write_transaction(session):
@@ -70,7 +71,7 @@ async def create_category(*, session: AsyncSession, actor: User, name: str, slug
 async def replace_category(
     *,
     session: AsyncSession,
-    actor: User,
+    actor: Principal,
     category_id: int,
     name: str,
     slug: str | None,
@@ -84,7 +85,7 @@ async def replace_category(
 
 
 async def delete_category(
-    *, session: AsyncSession, actor: User, category_id: int, expected_versions: ExpectedVersions = None
+    *, session: AsyncSession, actor: Principal, category_id: int, expected_versions: ExpectedVersions = None
 ) -> None:
     """Refused while a live product uses the category (category_in_use), by the products' foreign key."""
     async with write_transaction(session):
