@@ -1,8 +1,10 @@
 """Categories of the catalogue and their slugs."""
 
 import re
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from auth.principal import Principal
 from database.connection import write_transaction
@@ -36,16 +38,16 @@ def _slug_for(name: str, slug: str | None) -> str:
     return chosen
 
 
-async def list_categories(*, session: AsyncSession, page: ListRequest) -> Page[Category]:
-    return await categories_repo.list_categories(session, page)
+async def list_categories(*, connection: AsyncConnection, page: ListRequest) -> Page[Row[Any]]:
+    return await categories_repo.list_categories(connection, page)
 
 
 def _not_found(category_id: int) -> NotFoundError:
     return NotFoundError(f"Category {category_id} not found")
 
 
-async def get_category(*, session: AsyncSession, category_id: int) -> Category:
-    category = await categories_repo.get_category(session, category_id)
+async def get_category(*, connection: AsyncConnection, category_id: int) -> Row[Any]:
+    category = await categories_repo.read_category(connection, category_id)
     if category is None:
         raise _not_found(category_id)
     return category

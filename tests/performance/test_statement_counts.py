@@ -3,6 +3,7 @@
 A cursor page is one statement (beside the user lookup): no count, its rows and whether more follow at once.
 """
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -130,3 +131,35 @@ async def test_every_cursor_page_is_one_statement(client, admin_headers, sort):
         cursor = body["next_cursor"]
     # The user lookup and the page, first to last (the last page holds what is left).
     assert pages == [(2, 7)] * (MANY // 7) + [(2, MANY % 7)]
+
+
+# One route of each kind: reads on a connection, a session's route, the routes of one's own account.
+PRINCIPAL_PATHS = {
+    "one product (connection)": "/api/v1/products/{product_id}",
+    "a cursor page (connection)": "/api/v1/products?cursor=",
+    "categories (connection)": "/api/v1/categories",
+    "orders (session)": "/api/v1/orders",
+    "own account (entity)": "/api/v1/users/me",
+}
+PRINCIPAL_SELECT = (
+    "SELECT users.id, users.role, users.is_active, users.session_generation, users.email_verified"
+    # With revocations in the database (no Redis), the same statement asks whether the token is revoked.
+    "(, EXISTS \\(SELECT .*\\) AS revoked)? FROM users WHERE users.id = "
+)
+
+
+@pytest.mark.parametrize("path", list(PRINCIPAL_PATHS.values()), ids=list(PRINCIPAL_PATHS))
+async def test_the_caller_is_one_statement(client, admin_headers, path):
+    await fill(client, Product, FEW, await add_category(client))
+
+    with recorded_statements(client.app.state.database.engine) as statements:
+        response = await client.get(path.format(product_id=1), headers=admin_headers)
+
+    assert response.status_code == 200, response.text
+    [caller] = [" ".join(statement.split()) for statement in statements if "FROM users" in statement]
+    if path.endswith("/users/me"):
+        # The account's routes read the whole entity instead, in the same one statement.
+        assert "users.hashed_password" in caller
+    else:
+        # A Core row of the principal's columns, nothing else of the account.
+        assert re.match(PRINCIPAL_SELECT, caller), caller
