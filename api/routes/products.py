@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Query, Response, status
 
 from api.conditional import IfMatch, IfNoneMatch, tagged
-from api.dependencies import API_PREFIX, Admin, ConnectionDep, PageDep, ReadingUser, SessionDep
+from api.dependencies import API_PREFIX, READING_SECURITY, Admin, ConnectionDep, PageDep, ReadingUser, SessionDep
 from api.openapi import CONDITIONAL_READ, CONDITIONAL_WRITE, LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
 from api.routing import api_router
@@ -27,7 +27,11 @@ def _data(body: ProductIn) -> ProductData:
 
 
 @router.get(
-    "", response_model=Page[ProductOut], responses=problems(400), summary="Products, filtered, sorted and paged"
+    "",
+    response_model=Page[ProductOut],
+    responses=problems(400),
+    summary="Products, filtered, sorted and paged",
+    openapi_extra=READING_SECURITY,
 )
 async def list_products(
     _user: ReadingUser,
@@ -58,6 +62,7 @@ async def list_products(
     responses={**problems(404), **CONDITIONAL_READ},
     summary="A product",
     description="Its ETag changes with every change, stock taken or put back by orders included.",
+    openapi_extra=READING_SECURITY,
 )
 async def read_product(
     _user: ReadingUser, product_id: PathId, connection: ConnectionDep, if_none_match: IfNoneMatch
