@@ -77,9 +77,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A pooled connection for routes that only read: no session, no unit of work, no ORM entities."""
+    """A pooled connection for routes that only read (no session, no unit of work, no ORM entities), once the
+    caller is authenticated on it, as `current_user` would: one checkout, and one dependency, for both.
+
+    The hottest reads: the two security schemes, which only document the header, are not resolved as
+    dependencies here; those routes declare them with READING_SECURITY instead, the same in /openapi.json.
+    """
     try:
         async with request.app.state.database.engine.connect() as connection:
+            await _principal(request, connection)
             yield connection
     except Exception as error:
         unavailable = _unavailable(error)
@@ -92,7 +98,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 # Closed when the route returns or raises, before a byte of the response is sent: a client that reads slowly
 # must not keep a pooled connection checked out. Routes therefore render their response while the session is open.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-# The same for a connection.
+# The same for a connection; the caller is authenticated on it.
 ConnectionDep = Annotated[AsyncConnection, Depends(get_connection, scope="function")]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 AccountMailDep = Annotated[AccountMail, Depends(get_account_mail)]
@@ -140,16 +146,7 @@ async def current_user(
     return await _principal(request, await session.connection())
 
 
-async def reading_user(request: Request, connection: ConnectionDep) -> Principal:
-    """As `current_user`, for the routes that read on a connection: one checkout serves the caller and the read.
-
-    The hottest reads: the two security schemes, which only document the header, are not resolved as
-    dependencies here; those routes declare them with READING_SECURITY instead, the same in /openapi.json.
-    """
-    return await _principal(request, connection)
-
-
-# What FastAPI writes into an operation for the two scheme dependencies of `current_user`.
+# What FastAPI writes into an operation for the two scheme dependencies of `current_user`, for ConnectionDep's.
 READING_SECURITY = {"security": [{oauth2_scheme.scheme_name: []}, {bearer_scheme.scheme_name: []}]}
 
 
@@ -176,7 +173,6 @@ AccessClaimsDep = Annotated[AccessClaims, Depends(access_claims)]
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
-ReadingUser = Annotated[Principal, Depends(reading_user)]
 CurrentAccount = Annotated[User, Depends(current_account)]
 
 

@@ -3,7 +3,7 @@
 from fastapi import Response, status
 
 from api.conditional import IfMatch, IfNoneMatch, tagged
-from api.dependencies import API_PREFIX, READING_SECURITY, Admin, ConnectionDep, PageDep, ReadingUser, SessionDep
+from api.dependencies import API_PREFIX, READING_SECURITY, Admin, ConnectionDep, PageDep, SessionDep
 from api.openapi import CONDITIONAL_READ, CONDITIONAL_WRITE, LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
 from api.routing import api_router
@@ -20,7 +20,7 @@ router = api_router(prefix=f"{API_PREFIX}/categories", tags=["categories"], resp
     summary="Categories, ordered by name",
     openapi_extra=READING_SECURITY,
 )
-async def list_categories(_user: ReadingUser, connection: ConnectionDep, page: PageDep) -> ModelResponse:
+async def list_categories(connection: ConnectionDep, page: PageDep) -> ModelResponse:
     paging = page.bind()
     result = await categories_service.list_categories(connection=connection, page=paging.request)
     return ModelResponse(paging.page_of(CategoryOut, result))
@@ -33,9 +33,7 @@ async def list_categories(_user: ReadingUser, connection: ConnectionDep, page: P
     summary="A category",
     openapi_extra=READING_SECURITY,
 )
-async def read_category(
-    _user: ReadingUser, category_id: PathId, connection: ConnectionDep, if_none_match: IfNoneMatch
-) -> Response:
+async def read_category(connection: ConnectionDep, category_id: PathId, if_none_match: IfNoneMatch) -> Response:
     category = await categories_service.get_category(connection=connection, category_id=category_id)
     return tagged(CategoryOut, category, if_none_match=if_none_match)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Query, Response, status
 
 from api.conditional import IfMatch, IfNoneMatch, tagged
-from api.dependencies import API_PREFIX, READING_SECURITY, Admin, ConnectionDep, PageDep, ReadingUser, SessionDep
+from api.dependencies import API_PREFIX, READING_SECURITY, Admin, ConnectionDep, PageDep, SessionDep
 from api.openapi import CONDITIONAL_READ, CONDITIONAL_WRITE, LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
 from api.routing import api_router
@@ -34,7 +34,6 @@ def _data(body: ProductIn) -> ProductData:
     openapi_extra=READING_SECURITY,
 )
 async def list_products(
-    _user: ReadingUser,
     connection: ConnectionDep,
     page: PageDep,
     category_id: Annotated[IdParam | None, Query()] = None,
@@ -64,9 +63,7 @@ async def list_products(
     description="Its ETag changes with every change, stock taken or put back by orders included.",
     openapi_extra=READING_SECURITY,
 )
-async def read_product(
-    _user: ReadingUser, product_id: PathId, connection: ConnectionDep, if_none_match: IfNoneMatch
-) -> Response:
+async def read_product(connection: ConnectionDep, product_id: PathId, if_none_match: IfNoneMatch) -> Response:
     product = await products_service.get_product(connection=connection, product_id=product_id)
     return tagged(ProductOut, product, if_none_match=if_none_match)
 
