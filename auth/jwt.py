@@ -3,6 +3,7 @@
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
@@ -119,12 +120,13 @@ class VerifiedTokens:
     Failures are not remembered, so nobody without the key can fill it. Least recently used tokens go first.
     """
 
-    def __init__(self, *, secret: str, algorithm: str, size: int) -> None:
+    def __init__(self, *, secret: str, algorithm: str, size: int, clock: Callable[[], float] = time.time) -> None:
         self._decode = lru_cache(maxsize=size)(partial(decode_access_token, secret=secret, algorithm=algorithm))
+        self._clock = clock
 
     def verify(self, token: str) -> AccessClaims:
         claims = self._decode(token)
         # PyJWT's own rule: expired once `exp` is not after now.
-        if claims.expires_at.timestamp() <= time.time():
+        if claims.expires_at.timestamp() <= self._clock():
             raise InvalidTokenError("Signature has expired")
         return claims
