@@ -1,4 +1,4 @@
-"""Dependencies shared by the routes: the session, the current user, role and access checks, pagination."""
+"""Dependencies shared by the routes: the session or connection, the principal, role and access checks, pagination."""
 
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -8,13 +8,14 @@ from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPBearer, OAuth2PasswordBearer
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from api.cursors import PageQuery
 from api.schemas import MAX_ID, IdParam
 from api.verified_token import VerifiedToken, store_verified_token, verified_token
 from auth.bearer import parse_bearer
 from auth.jwt import AccessClaims
+from auth.principal import Principal
 from auth.roles import Role
 from config import Settings
 from database.connection import is_unavailable
@@ -54,23 +55,51 @@ async def get_account_mail(request: Request) -> AccountMail:
     return request.app.state.account_mail
 
 
+def _unavailable(error: Exception) -> DatabaseUnavailableError | None:
+    """The 503 a lost database is told as; None for any other failure."""
+    if not is_unavailable(error):
+        return None
+    # The driver's own words (no SQL, no parameters): the 503 alone would not tell operators why.
+    logger.warning("database unavailable: %s", getattr(error, "orig", None) or error)
+    return DatabaseUnavailableError("The database cannot be reached right now; try again shortly")
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session; all of a request's database work happens inside it, so a lost database is told here."""
     async with request.app.state.database.sessionmaker() as session:
         try:
             yield session
         except Exception as error:
-            if is_unavailable(error):
-                # The driver's own words (no SQL, no parameters): the 503 alone would not tell operators why.
-                logger.warning("database unavailable: %s", getattr(error, "orig", None) or error)
-                raise DatabaseUnavailableError("The database cannot be reached right now; try again shortly") from error
+            unavailable = _unavailable(error)
+            if unavailable is not None:
+                raise unavailable from error
             raise
+
+
+async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection for routes that only read (no session, no unit of work, no ORM entities), once the
+    caller is authenticated on it, as `current_user` would: one checkout, and one dependency, for both.
+
+    The hottest reads: the two security schemes, which only document the header, are not resolved as
+    dependencies here; those routes declare them with READING_SECURITY instead, the same in /openapi.json.
+    """
+    try:
+        async with request.app.state.database.engine.connect() as connection:
+            await _principal(request, connection)
+            yield connection
+    except Exception as error:
+        unavailable = _unavailable(error)
+        if unavailable is not None:
+            raise unavailable from error
+        raise
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 # Closed when the route returns or raises, before a byte of the response is sent: a client that reads slowly
 # must not keep a pooled connection checked out. Routes therefore render their response while the session is open.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+# The same for a connection; the caller is authenticated on it.
+ConnectionDep = Annotated[AsyncConnection, Depends(get_connection, scope="function")]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 AccountMailDep = Annotated[AccountMail, Depends(get_account_mail)]
 
@@ -96,19 +125,41 @@ def _request_token(request: Request) -> VerifiedToken:
     return token
 
 
+async def _principal(request: Request, connection: AsyncConnection) -> Principal:
+    auth: AuthService = request.app.state.auth
+    token = _request_token(request)
+    principal = await auth.authenticate(connection=connection, claims=token.claims, revoked=token.revoked)
+    request.state.user_id = principal.id
+    return principal
+
+
 async def current_user(
     request: Request,
     session: SessionDep,
     _oauth2: Annotated[str | None, Depends(oauth2_scheme)],
     _bearer: Annotated[Any, Depends(bearer_scheme)],
-) -> User:
-    """The user behind the bearer token, loaded fresh so a role change or deactivation counts at once.
+) -> Principal:
+    """The caller, read fresh so a role change or deactivation counts at once, on the session's connection.
 
     One dependency does the whole job: each dependency FastAPI resolves costs measurable time on every request.
     """
+    return await _principal(request, await session.connection())
+
+
+# What FastAPI writes into an operation for the two scheme dependencies of `current_user`, for ConnectionDep's.
+READING_SECURITY = {"security": [{oauth2_scheme.scheme_name: []}, {bearer_scheme.scheme_name: []}]}
+
+
+async def current_account(
+    request: Request,
+    session: SessionDep,
+    _oauth2: Annotated[str | None, Depends(oauth2_scheme)],
+    _bearer: Annotated[Any, Depends(bearer_scheme)],
+) -> User:
+    """The caller's whole account as an entity in the request's session, for the `/users/me` routes."""
     auth: AuthService = request.app.state.auth
     token = _request_token(request)
-    user = await auth.authenticate(session=session, claims=token.claims, revoked=token.revoked)
+    user = await auth.authenticate_account(session=session, claims=token.claims, revoked=token.revoked)
     request.state.user_id = user.id
     return user
 
@@ -121,13 +172,14 @@ async def access_claims(request: Request, _user: "CurrentUser") -> AccessClaims:
 AccessClaimsDep = Annotated[AccessClaims, Depends(access_claims)]
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
+CurrentUser = Annotated[Principal, Depends(current_user)]
+CurrentAccount = Annotated[User, Depends(current_account)]
 
 
 def require_role(minimum: Role) -> Callable[..., Any]:
     """A dependency that admits users whose current role (from the database, not the token) is `minimum` or more."""
 
-    async def check_role(user: CurrentUser) -> User:
+    async def check_role(user: CurrentUser) -> Principal:
         if not user.role.includes(minimum):
             raise insufficient_role(minimum)
         return user
@@ -135,18 +187,18 @@ def require_role(minimum: Role) -> Callable[..., Any]:
     return check_role
 
 
-Customer = Annotated[User, Depends(require_role(Role.USER))]
-Admin = Annotated[User, Depends(require_role(Role.ADMIN))]
+Customer = Annotated[Principal, Depends(require_role(Role.USER))]
+Admin = Annotated[Principal, Depends(require_role(Role.ADMIN))]
 
 
-async def order_placer(request: Request, user: Customer) -> User:
+async def order_placer(request: Request, user: Customer) -> Principal:
     """A customer who may place orders: with REQUIRE_VERIFIED_EMAIL, only once their address is verified."""
     if request.app.state.settings.require_verified_email:
         require_verified_email(actor=user)
     return user
 
 
-OrderPlacer = Annotated[User, Depends(order_placer)]
+OrderPlacer = Annotated[Principal, Depends(order_placer)]
 
 
 # Reading another user's records is judged on the raw parameter, before the route validates it: the contract puts
@@ -164,21 +216,21 @@ def _named_id(raw: str) -> int:
         return _NOBODY
 
 
-async def user_reader(request: Request, user: CurrentUser) -> User:
+async def user_reader(request: Request, user: CurrentUser) -> Principal:
     """The current user, if `require_may_read_user` lets them read the user of the path's `{id}`."""
     require_may_read_user(actor=user, user_id=_named_id(request.path_params["id"]))
     return user
 
 
-async def orders_reader(request: Request, user: CurrentUser) -> User:
+async def orders_reader(request: Request, user: CurrentUser) -> Principal:
     """The current user, if `orders_visible_to` lets them ask for the orders of the query's `user_id`."""
     named = request.query_params.get("user_id")
     orders_visible_to(actor=user, user_id=None if named is None else _named_id(named))
     return user
 
 
-UserReader = Annotated[User, Depends(user_reader)]
-OrdersReader = Annotated[User, Depends(orders_reader)]
+UserReader = Annotated[Principal, Depends(user_reader)]
+OrdersReader = Annotated[Principal, Depends(orders_reader)]
 
 
 CURSOR_DESCRIPTION = (

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect
@@ -20,7 +20,7 @@ from api.dependencies import API_ROOT
 from api.errors import problem
 from api.verified_token import VerifiedToken, store_verified_token
 from auth.bearer import parse_bearer
-from auth.jwt import AccessClaims, InvalidTokenError, decode_access_token
+from auth.jwt import AccessClaims, InvalidTokenError
 from config import IPNetwork, Settings
 from infrastructure.rate_limits import RateLimit, RateLimiter
 from observability.logging import request_id_var
@@ -46,6 +46,16 @@ DOCS_CSP = (
     "frame-ancestors 'none'"
 )
 DOCS_PATHS = ("/docs", "/redoc", "/static-offline-docs")
+# Set on every response, in place of any the app set; the policy and Cache-Control only where the app set none.
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+_REPLACED = frozenset({b"x-request-id"} | {name for name, _ in _SECURITY_HEADERS})
+_CSP = b"content-security-policy"
+_CACHE_CONTROL = b"cache-control"
+_NO_STORE = b"no-store"
 
 
 def _state(scope: Scope) -> dict[str, Any]:
@@ -69,6 +79,45 @@ def _drop_trailing_slash(scope: Scope) -> None:
         raw_path = scope.get("raw_path")
         if raw_path:
             scope["raw_path"] = raw_path.rstrip(b"/") or b"/"
+
+
+def _with_context_headers(
+    headers: Sequence[tuple[bytes, bytes]], request_id: str, csp: str, path: str
+) -> list[tuple[bytes, bytes]]:
+    """The response's raw headers with the request id and the security headers, in one pass over them.
+
+    What MutableHeaders would do with one assignment a header, each of which scans and lower-cases every header.
+    """
+    names = {name.lower() for name, _ in headers}
+    result = (
+        [(name, value) for name, value in headers if name.lower() not in _REPLACED]
+        if names & _REPLACED
+        else list(headers)
+    )
+    result.append((b"x-request-id", request_id.encode("latin-1")))
+    result.extend(_SECURITY_HEADERS)
+    if _CSP not in names:
+        result.append((_CSP, csp.encode("latin-1")))
+    if _CACHE_CONTROL not in names and path.startswith(API_ROOT):
+        result.append((_CACHE_CONTROL, _NO_STORE))
+    return result
+
+
+# The labelled series of the request metrics, looked up once each: labels() validates and locks on every call.
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _count(method: str, handler: str, status: int, elapsed: float) -> None:
+    key = (method, handler, status)
+    series = _SERIES.get(key)
+    if series is None:
+        series = _SERIES[key] = (
+            HTTP_REQUESTS.labels(method=method, handler=handler, status=str(status)),
+            HTTP_REQUEST_DURATION.labels(method=method, handler=handler),
+        )
+    requests, duration = series
+    requests.inc()
+    duration.observe(elapsed)
 
 
 class RequestContextMiddleware:
@@ -132,14 +181,7 @@ class RequestContextMiddleware:
             elif message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = request_id
-                headers["X-Content-Type-Options"] = "nosniff"
-                headers["X-Frame-Options"] = "DENY"
-                headers["Referrer-Policy"] = "no-referrer"
-                headers.setdefault("Content-Security-Policy", csp)
-                if path.startswith(API_ROOT):
-                    headers.setdefault("Cache-Control", "no-store")
+                message["headers"] = _with_context_headers(message.get("headers", ()), request_id, csp, path)
             await send(message)
 
         started = time.perf_counter()
@@ -162,20 +204,20 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             metric_method = method if method in METRIC_METHODS else "other"
             handler = _route_template(app_scope)
-            HTTP_REQUESTS.labels(method=metric_method, handler=handler, status=str(status)).inc()
-            HTTP_REQUEST_DURATION.labels(method=metric_method, handler=handler).observe(elapsed)
-            access_logger.info(
-                "request",
-                extra={
-                    "method": method,
-                    "path": path,
-                    "route": handler,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "user_id": _state(scope).get("user_id"),
-                    "client": client,
-                },
-            )
+            _count(metric_method, handler, status, elapsed)
+            if access_logger.isEnabledFor(logging.INFO):
+                access_logger.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "path": path,
+                        "route": handler,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "user_id": _state(scope).get("user_id"),
+                        "client": client,
+                    },
+                )
             request_id_var.reset(token)
 
 
@@ -278,7 +320,6 @@ class RateLimitMiddleware:
 
     def __init__(self, app: ASGIApp, *, settings: Settings, auth_paths: frozenset[str]) -> None:
         self.app = app
-        self.settings = settings
         self.auth_paths = auth_paths
         self.default_limit = RateLimit.parse(settings.rate_limit_default)
         self.auth_limit = RateLimit.parse(settings.rate_limit_auth)
@@ -295,7 +336,7 @@ class RateLimitMiddleware:
         if path.rstrip("/") in self.auth_paths:
             limit, key, name = self.auth_limit, f"auth:{address}", "auth"
         else:
-            claims = self._verified_claims(scope)
+            claims = _verified_claims(scope)
             key = f"user:{claims.user_id}" if claims else f"ip:{address}"
             limit, name = self.default_limit, "default"
 
@@ -312,6 +353,7 @@ class RateLimitMiddleware:
             "RateLimit-Remaining": str(decision.remaining),
             "RateLimit-Reset": str(reset),
         }
+        raw_rate_headers = [(name_.lower().encode(), value.encode()) for name_, value in rate_headers.items()]
         if not decision.allowed:
             RATE_LIMITED.labels(limit=name).inc()
             retry_after = str(max(1, reset))
@@ -326,18 +368,19 @@ class RateLimitMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                response_headers = MutableHeaders(scope=message)
-                for name_, value in rate_headers.items():
-                    response_headers[name_] = value
+                # No route sets these: appended as they are, without MutableHeaders' scan for an earlier one.
+                message["headers"] = [*message.get("headers", ()), *raw_rate_headers]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
-    def _verified_claims(self, scope: Scope) -> AccessClaims | None:
-        token = parse_bearer(Headers(scope=scope).get("authorization"))
-        if token is None:
-            return None
-        try:
-            return decode_access_token(token, secret=self.settings.jwt_secret, algorithm=self.settings.jwt_algorithm)
-        except InvalidTokenError:
-            return None
+
+def _verified_claims(scope: Scope) -> AccessClaims | None:
+    token = parse_bearer(Headers(scope=scope).get("authorization"))
+    if token is None:
+        return None
+    try:
+        # The auth service's cache of verified tokens: the auth dependency would verify the same token again.
+        return scope["app"].state.auth.tokens.verify(token)
+    except InvalidTokenError:
+        return None

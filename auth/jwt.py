@@ -1,9 +1,12 @@
 """Access tokens: signed, short-lived JWTs carrying the user id, role and session generation."""
 
 import re
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache, partial
 
 import jwt
 
@@ -107,3 +110,23 @@ def decode_access_token(token: str, *, secret: str, algorithm: str) -> AccessCla
         expires_at=_instant(payload["exp"]),
         generation=generation,
     )
+
+
+class VerifiedTokens:
+    """Access tokens already verified, by their raw text: the signature and claims are checked once a token.
+
+    Only what cannot change is remembered: a token stays as valid as it was until it expires, which is checked
+    on every use. Revocation, role and the account's state are not in here; they are read on every request.
+    Failures are not remembered, so nobody without the key can fill it. Least recently used tokens go first.
+    """
+
+    def __init__(self, *, secret: str, algorithm: str, size: int, clock: Callable[[], float] = time.time) -> None:
+        self._decode = lru_cache(maxsize=size)(partial(decode_access_token, secret=secret, algorithm=algorithm))
+        self._clock = clock
+
+    def verify(self, token: str) -> AccessClaims:
+        claims = self._decode(token)
+        # PyJWT's own rule: expired once `exp` is not after now.
+        if claims.expires_at.timestamp() <= self._clock():
+            raise InvalidTokenError("Signature has expired")
+        return claims

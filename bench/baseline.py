@@ -1,9 +1,11 @@
-"""The yardstick of `make bench`: bare Starlette + asyncpg + PyJWT + Redis doing what our four measured endpoints do.
+"""The yardstick of `make bench`: bare Starlette + asyncpg + PyJWT (+ Redis for orders) and our response bodies.
 
-Same SQL as our repositories send, the same token check (PyJWT decode, Redis EXISTS on the revocation key, a
-SELECT of the user), the same response bodies; none of the framework: no validation layer, ORM, middleware,
-metrics or problem details. Run by bench/run.py as `uvicorn bench.baseline:app`, configured by environment:
-BASELINE_DATABASE_URL (a plain postgresql:// DSN), REDIS_URL, SECRET_KEY, ACCESS_TOKEN_TTL_SECONDS.
+The reads (one product, a cursor page) are the issue's bare app: the token verified by PyJWT, then one SELECT
+per request, nothing else: no rate limit, no revocation check, no user row, no validation layer, ORM,
+middleware, metrics or problem details. An order and a login do what ours do in the database (the same SQL,
+the user's revocation key and row included), without the framework. Run by bench/run.py as
+`uvicorn bench.baseline:app`, configured by environment: BASELINE_DATABASE_URL (a plain postgresql:// DSN),
+REDIS_URL, SECRET_KEY, ACCESS_TOKEN_TTL_SECONDS.
 """
 
 import base64
@@ -50,16 +52,11 @@ PRODUCT_BY_ID = (
     "products.category_id, products.created_at, products.updated_at, products.deleted_at FROM products "
     "WHERE products.id = $1 AND products.deleted_at IS NULL"
 )
-COUNT_PRODUCTS = (
-    "SELECT count(*) AS count_1 FROM (SELECT products.id AS id, products.name AS name, products.description AS "
-    "description, products.price AS price, products.stock AS stock, products.category_id AS category_id, "
-    "products.created_at AS created_at, products.updated_at AS updated_at, products.deleted_at AS deleted_at "
-    "FROM products WHERE products.deleted_at IS NULL) AS anon_1"
-)
-PAGE_BY_PRICE = (
+# A cursor page's one statement: its rows and one more, which tells whether more follow.
+FIRST_CURSOR_PAGE = (
     "SELECT products.id, products.name, products.description, products.price, products.stock, "
     "products.category_id, products.created_at, products.updated_at, products.deleted_at FROM products "
-    "WHERE products.deleted_at IS NULL ORDER BY products.price ASC, products.id ASC LIMIT $1 OFFSET $2"
+    "WHERE products.deleted_at IS NULL ORDER BY products.id ASC LIMIT $1"
 )
 LIVE_PRODUCT_IDS = (
     "SELECT products.id FROM products WHERE products.id = ANY($1::integer[]) AND products.deleted_at IS NULL"
@@ -103,12 +100,12 @@ def _b64(raw: bytes) -> str:
 
 
 def _next_cursor(request: Request, row: asyncpg.Record) -> str:
-    filters = {"category_id": None, "q": None, "min_price": None, "max_price": None, "in_stock": None, "sort": "price"}
+    filters = {"category_id": None, "q": None, "min_price": None, "max_price": None, "in_stock": None, "sort": "id"}
     document = json.dumps(
         {"list": request.url.path, "filters": {"filters": filters}}, sort_keys=True, separators=(",", ":")
     )
     scope = hashlib.sha256(document.encode()).digest()
-    payload = _b64(json.dumps([["d", _money(row["price"])], ["i", str(row["id"])]], separators=(",", ":")).encode())
+    payload = _b64(json.dumps([["i", str(row["id"])]], separators=(",", ":")).encode())
     mac = hmac.new(CURSOR_KEY, scope + b"." + payload.encode(), hashlib.sha256).digest()
     return f"{payload}.{_b64(mac)}"
 
@@ -146,11 +143,25 @@ async def _current_user(request: Request, connection: asyncpg.Connection) -> asy
     return user
 
 
+def _verified(request: Request) -> Response | None:
+    """The token check of the issue's bare app: PyJWT's decode and the token type; None when it passes."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return _problem(401, "Authentication required")
+    try:
+        claims = jwt.decode(token.strip(), SECRET, algorithms=["HS256"], options={"require": REQUIRED_CLAIMS})
+    except jwt.PyJWTError:
+        return _problem(401, "The access token is invalid or expired")
+    if claims.get("type") != "access":
+        return _problem(401, "The access token is invalid or expired")
+    return None
+
+
 async def read_product(request: Request) -> Response:
+    refused = _verified(request)
+    if refused is not None:
+        return refused
     async with request.app.state.pool.acquire() as connection:
-        user = await _current_user(request, connection)
-        if isinstance(user, Response):
-            return user
         row = await connection.fetchrow(PRODUCT_BY_ID, int(request.path_params["id"]))
     if row is None:
         return _problem(404, "Product not found")
@@ -158,26 +169,24 @@ async def read_product(request: Request) -> Response:
 
 
 async def list_products(request: Request) -> Response:
-    page = int(request.query_params.get("page", "1"))
+    """The first cursor page (`?size=N&cursor=`) in id order: the only list the bench asks the baseline for."""
     size = int(request.query_params.get("size", "20"))
-    if request.query_params.get("sort", "price") != "price":
-        return _problem(422, "this baseline sorts by price only")
+    if request.query_params.get("sort", "id") != "id" or request.query_params.get("cursor") != "":
+        return _problem(422, "this baseline serves the first cursor page in id order only")
+    refused = _verified(request)
+    if refused is not None:
+        return refused
     async with request.app.state.pool.acquire() as connection:
-        user = await _current_user(request, connection)
-        if isinstance(user, Response):
-            return user
-        total = await connection.fetchval(COUNT_PRODUCTS)
-        offset = (page - 1) * size
-        rows = await connection.fetch(PAGE_BY_PRICE, size, offset) if offset < total else []
-    pages = -(-total // size) if total else 0
-    next_cursor = _next_cursor(request, rows[-1]) if rows and offset + len(rows) < total else None
+        rows = await connection.fetch(FIRST_CURSOR_PAGE, size + 1)
+    items = rows[:size]
+    next_cursor = _next_cursor(request, items[-1]) if len(rows) > size else None
     return JSONResponse(
         {
-            "items": [_product(row) for row in rows],
-            "total": total,
-            "page": page,
+            "items": [_product(row) for row in items],
+            "total": None,
+            "page": None,
             "size": size,
-            "pages": pages,
+            "pages": None,
             "next_cursor": next_cursor,
         }
     )

@@ -1,5 +1,6 @@
 -- wrk script of bench/run.py: the request comes from the environment, the result goes out as one JSON line.
--- BENCH_METHOD (default GET), BENCH_BODY (a JSON body, optional), BENCH_TOKEN (a bearer token, optional).
+-- BENCH_METHOD (default GET), BENCH_BODY (a JSON body, optional), BENCH_TOKEN (a bearer token, optional),
+-- BENCH_TOKENS_FILE (optional: one bearer token a line, each request taking the next, so many users share the load).
 wrk.method = os.getenv("BENCH_METHOD") or "GET"
 local body = os.getenv("BENCH_BODY")
 if body and body ~= "" then
@@ -9,6 +10,21 @@ end
 local token = os.getenv("BENCH_TOKEN")
 if token and token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token
+end
+
+local tokens_file = os.getenv("BENCH_TOKENS_FILE")
+if tokens_file and tokens_file ~= "" then
+  -- Every request is formatted ahead: wrk's request() then costs a table lookup, not a string build.
+  local requests = {}
+  for line in io.lines(tokens_file) do
+    wrk.headers["Authorization"] = "Bearer " .. line
+    requests[#requests + 1] = wrk.format()
+  end
+  local next_request = 0
+  request = function()
+    next_request = next_request % #requests + 1
+    return requests[next_request]
+  end
 end
 
 done = function(summary, latency, requests)

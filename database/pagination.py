@@ -5,7 +5,7 @@ from math import ceil
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 T = TypeVar("T")
@@ -87,8 +87,10 @@ class Page(Generic[T]):
         return ceil(self.total / self.size) if self.total else 0
 
 
-async def fetch_page(session: AsyncSession, query: Select[tuple[T]], request: ListRequest, order: Keyset) -> Page[T]:
-    """Run `query` (filtered, not yet ordered) for one page in `order`.
+async def fetch_page(
+    session: AsyncSession | AsyncConnection, query: Select[tuple[T]], request: ListRequest, order: Keyset
+) -> Page[T]:
+    """Run `query` (filtered, not yet ordered) for one page in `order`: entities in a session, rows on a connection.
 
     A numbered page costs a count and the page; a keyset page is one statement, `size` + 1 rows, the extra row
     only telling whether more follow. Its cost does not grow with its depth, and rows inserted or deleted
@@ -117,6 +119,9 @@ async def fetch_page(session: AsyncSession, query: Select[tuple[T]], request: Li
     )
 
 
-async def _items(session: AsyncSession, query: Select[tuple[T]]) -> list[T]:
+async def _items(session: AsyncSession | AsyncConnection, query: Select[tuple[T]]) -> list[T]:
+    if isinstance(session, AsyncConnection):
+        # Core rows, each with its columns as attributes: no entities to build, nothing to eager-load.
+        return list((await session.execute(query)).all())
     # unique(): a list that eager-loads a collection by join gets each of its rows once per child row.
     return list((await session.scalars(query)).unique().all())

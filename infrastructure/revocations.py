@@ -5,8 +5,9 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from auth.principal import Principal
 from database.connection import write_transaction
 from database.repositories import tokens as tokens_repo
 from database.repositories import users as users_repo
@@ -28,6 +29,12 @@ class RevocationStore(Protocol):
         """The token's user and whether the token was revoked."""
         ...
 
+    async def load_principal(
+        self, *, connection: AsyncConnection, user_id: int, jti: str
+    ) -> tuple[Principal | None, bool]:
+        """The token's principal and whether the token was revoked."""
+        ...
+
 
 class DatabaseRevocationStore:
     async def revoke(self, *, session: AsyncSession, jti: str, expires_at: datetime) -> None:
@@ -36,6 +43,11 @@ class DatabaseRevocationStore:
 
     async def load_user(self, *, session: AsyncSession, user_id: int, jti: str) -> tuple[User | None, bool]:
         return await users_repo.get_user_unless_revoked(session, user_id=user_id, jti=jti)
+
+    async def load_principal(
+        self, *, connection: AsyncConnection, user_id: int, jti: str
+    ) -> tuple[Principal | None, bool]:
+        return await users_repo.get_principal_unless_revoked(connection, user_id=user_id, jti=jti)
 
 
 def _redis_unavailable() -> ServiceUnavailableError:
@@ -59,11 +71,20 @@ class RedisRevocationStore:
             except RedisError as error:
                 raise _redis_unavailable() from error
 
-    async def load_user(self, *, session: AsyncSession, user_id: int, jti: str) -> tuple[User | None, bool]:
+    async def _revoked(self, jti: str) -> bool:
         try:
-            revoked = await self._redis.exists(revocation_key(jti))
+            return bool(await self._redis.exists(revocation_key(jti)))
         except RedisError as error:
             raise _redis_unavailable() from error
-        if revoked:
+
+    async def load_user(self, *, session: AsyncSession, user_id: int, jti: str) -> tuple[User | None, bool]:
+        if await self._revoked(jti):
             return None, True
         return await users_repo.get_user(session, user_id), False
+
+    async def load_principal(
+        self, *, connection: AsyncConnection, user_id: int, jti: str
+    ) -> tuple[Principal | None, bool]:
+        if await self._revoked(jti):
+            return None, True
+        return await users_repo.get_principal(connection, user_id), False

@@ -5,6 +5,7 @@ Every service that decides access takes its principal as `actor` and asks a rule
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth.principal import Principal
 from auth.roles import Role
 from database.repositories import users as users_repo
 from models import User
@@ -15,17 +16,17 @@ def insufficient_role(minimum: Role) -> PermissionDeniedError:
     return PermissionDeniedError(f"This needs the {minimum.value} role or higher", code="insufficient_role")
 
 
-def is_admin(user: User) -> bool:
+def is_admin(user: Principal | User) -> bool:
     return user.role.includes(Role.ADMIN)
 
 
-def require_may_read_user(*, actor: User, user_id: int) -> None:
+def require_may_read_user(*, actor: Principal, user_id: int) -> None:
     """Admins may read every account; everyone else only their own."""
     if user_id != actor.id and not is_admin(actor):
         raise PermissionDeniedError("Only admins may read other users", code="insufficient_role")
 
 
-def require_verified_email(*, actor: User) -> None:
+def require_verified_email(*, actor: Principal) -> None:
     """Where the shop asks for it (REQUIRE_VERIFIED_EMAIL), only accounts with a verified address may go on."""
     if not actor.email_verified:
         raise PermissionDeniedError(
@@ -33,7 +34,7 @@ def require_verified_email(*, actor: User) -> None:
         )
 
 
-def orders_visible_to(*, actor: User, user_id: int | None = None) -> int | None:
+def orders_visible_to(*, actor: Principal, user_id: int | None = None) -> int | None:
     """The owner whose orders `actor` sees when asking for `user_id`'s (None: all it may see); None: every owner.
 
     Admins see every order and may ask for anyone's; everyone else sees only their own and may name only themselves.
@@ -45,7 +46,7 @@ def orders_visible_to(*, actor: User, user_id: int | None = None) -> int | None:
     return actor.id
 
 
-async def require_active_admin(session: AsyncSession, *, actor: User, changing_user: int | None = None) -> None:
+async def require_active_admin(session: AsyncSession, *, actor: Principal, changing_user: int | None = None) -> None:
     """Refuse the write unless `actor` is an active admin now, and keep it so until the transaction ends.
 
     The role dependency judges the user as loaded at the start of the request; two admins demoting each other at

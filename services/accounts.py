@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth.principal import Principal
 from auth.security import PasswordHasher, hash_account_token
 from database.connection import release_connection, write_transaction
 from database.repositories import tokens as tokens_repo
@@ -57,7 +58,7 @@ async def sign_out_everywhere(*, session: AsyncSession, user: User) -> None:
         await end_sessions(session, account, now=datetime.now(UTC))
 
 
-async def sign_out_user(*, session: AsyncSession, actor: User, user_id: int) -> None:
+async def sign_out_user(*, session: AsyncSession, actor: Principal, user_id: int) -> None:
     """An admin ends every session of any account."""
     async with write_transaction(session):
         await require_active_admin(session, actor=actor, changing_user=user_id)

@@ -2,10 +2,12 @@
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from auth.jwt import AccessClaims, InvalidTokenError, create_access_token, decode_access_token
+from auth.jwt import AccessClaims, InvalidTokenError, VerifiedTokens, create_access_token
+from auth.principal import Principal
 from auth.security import PasswordHasher, hash_refresh_token, new_refresh_token
 from config import Settings
 from database.connection import release_connection, write_transaction
@@ -16,6 +18,9 @@ from models import User
 from services.errors import AuthenticationError, PermissionDeniedError
 
 INVALID_CREDENTIALS = "Incorrect username or password"
+# Verified access tokens remembered (a few hundred bytes each): more than the callers of one process in a
+# token's lifetime, as a cache too small for them would verify every token again on each request.
+VERIFIED_TOKENS_CACHED = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,39 +34,69 @@ def _disabled() -> PermissionDeniedError:
     return PermissionDeniedError("This account is disabled", code="account_disabled")
 
 
+class _Account(Protocol):
+    is_active: bool
+    session_generation: int
+
+
+AccountT = TypeVar("AccountT", bound=_Account)
+
+
+def _admitted(claims: AccessClaims, account: AccountT | None, *, revoked: bool) -> AccountT:
+    """The token's account, unless the token is revoked, its account gone, its sessions ended, or it is disabled."""
+    if revoked:
+        raise AuthenticationError("The access token has been revoked", code="token_revoked")
+    if account is None:
+        raise AuthenticationError("The access token is invalid or expired", code="invalid_token")
+    # Session generation, read with the account: every token from before the account's sessions were last ended
+    # (password change or reset, signing out everywhere, erasure) is refused, on every process at once.
+    if claims.generation != account.session_generation:
+        raise AuthenticationError("The access token has been revoked", code="token_revoked")
+    if not account.is_active:
+        raise _disabled()
+    return account
+
+
 class AuthService:
     def __init__(self, *, settings: Settings, hasher: PasswordHasher, revocations: RevocationStore) -> None:
         self.settings = settings
         self.hasher = hasher
         self.revocations = revocations
+        self.tokens = VerifiedTokens(
+            secret=settings.jwt_secret, algorithm=settings.jwt_algorithm, size=VERIFIED_TOKENS_CACHED
+        )
 
     def decode(self, token: str) -> AccessClaims:
         try:
-            return decode_access_token(token, secret=self.settings.jwt_secret, algorithm=self.settings.jwt_algorithm)
+            return self.tokens.verify(token)
         except InvalidTokenError as error:
             raise AuthenticationError("The access token is invalid or expired", code="invalid_token") from error
 
-    async def authenticate(self, *, session: AsyncSession, claims: AccessClaims, revoked: bool | None = None) -> User:
-        """The user an access token speaks for, as the database has it now (role and active flag included).
+    async def authenticate(
+        self, *, connection: AsyncConnection, claims: AccessClaims, revoked: bool | None = None
+    ) -> Principal:
+        """The principal an access token speaks for, as the database has it now (role and active flag included).
 
         `revoked` is the token's revocation status when the caller already has it (the rate limiter reads it from
         Redis in the same call as the hit); None asks the revocation store, which fails closed.
         """
         if revoked is None:
+            principal, revoked = await self.revocations.load_principal(
+                connection=connection, user_id=claims.user_id, jti=claims.jti
+            )
+        else:
+            principal = None if revoked else await users_repo.get_principal(connection, claims.user_id)
+        return _admitted(claims, principal, revoked=revoked)
+
+    async def authenticate_account(
+        self, *, session: AsyncSession, claims: AccessClaims, revoked: bool | None = None
+    ) -> User:
+        """As `authenticate`, for the routes that work on the caller's whole account: its entity, in `session`."""
+        if revoked is None:
             user, revoked = await self.revocations.load_user(session=session, user_id=claims.user_id, jti=claims.jti)
         else:
             user = None if revoked else await users_repo.get_user(session, claims.user_id)
-        if revoked:
-            raise AuthenticationError("The access token has been revoked", code="token_revoked")
-        if user is None:
-            raise AuthenticationError("The access token is invalid or expired", code="invalid_token")
-        # Session generation, read with the user: every token from before the account's sessions were last ended
-        # (password change or reset, signing out everywhere, erasure) is refused, on every process at once.
-        if claims.generation != user.session_generation:
-            raise AuthenticationError("The access token has been revoked", code="token_revoked")
-        if not user.is_active:
-            raise _disabled()
-        return user
+        return _admitted(claims, user, revoked=revoked)
 
     async def login(self, *, session: AsyncSession, login: str, password: str) -> TokenPair:
         user = await users_repo.find_user_by_login(session, login)

@@ -1,13 +1,16 @@
 """Categories of the catalogue and their slugs."""
 
 import re
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from auth.principal import Principal
 from database.connection import write_transaction
 from database.pagination import ListRequest, Page
 from database.repositories import categories as categories_repo
-from models import Category, User
+from models import Category
 from representations import representation
 from services.access import require_active_admin
 from services.errors import InvalidInputError, NotFoundError
@@ -37,16 +40,16 @@ def _slug_for(name: str, slug: str | None) -> str:
     return chosen
 
 
-async def list_categories(*, session: AsyncSession, page: ListRequest) -> Page[Category]:
-    return await categories_repo.list_categories(session, page)
+async def list_categories(*, connection: AsyncConnection, page: ListRequest) -> Page[Row[Any]]:
+    return await categories_repo.list_categories(connection, page)
 
 
 def _not_found(category_id: int) -> NotFoundError:
     return NotFoundError(f"Category {category_id} not found")
 
 
-async def get_category(*, session: AsyncSession, category_id: int) -> Category:
-    category = await categories_repo.get_category(session, category_id)
+async def get_category(*, connection: AsyncConnection, category_id: int) -> Row[Any]:
+    category = await categories_repo.read_category(connection, category_id)
     if category is None:
         raise _not_found(category_id)
     return category
@@ -61,7 +64,7 @@ async def _category_to_change(session: AsyncSession, category_id: int, expected_
     return category
 
 
-async def create_category(*, session: AsyncSession, actor: User, name: str, slug: str | None) -> Category:
+async def create_category(*, session: AsyncSession, actor: Principal, name: str, slug: str | None) -> Category:
     """A taken slug is refused by its unique constraint (slug_taken); a check first would not stop a racing writer."""
     slug = _slug_for(name, slug)
     async with write_transaction(session):
@@ -74,7 +77,7 @@ async def create_category(*, session: AsyncSession, actor: User, name: str, slug
 async def replace_category(
     *,
     session: AsyncSession,
-    actor: User,
+    actor: Principal,
     category_id: int,
     name: str,
     slug: str | None,
@@ -93,7 +96,7 @@ async def replace_category(
 
 
 async def delete_category(
-    *, session: AsyncSession, actor: User, category_id: int, expected_versions: ExpectedVersions = None
+    *, session: AsyncSession, actor: Principal, category_id: int, expected_versions: ExpectedVersions = None
 ) -> None:
     """Refused while a live product uses the category (category_in_use), by the products' foreign key."""
     async with write_transaction(session):

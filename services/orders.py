@@ -11,12 +11,13 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth.principal import Principal
 from auth.roles import Role
 from database.connection import write_transaction
 from database.pagination import ListRequest, Page
 from database.repositories import orders as orders_repo
 from database.repositories import products as products_repo
-from models import IdempotencyKey, Order, OrderStatus, User
+from models import IdempotencyKey, Order, OrderStatus
 from services.access import is_admin, orders_visible_to, require_active_admin
 from services.errors import ConflictError, NotFoundError, UnknownReferenceError
 from services.events import SYSTEM_ACTOR, EventType, record_change, user_actor
@@ -133,7 +134,7 @@ async def _reserve_and_record(
     )
 
 
-async def get_order(*, session: AsyncSession, actor: User, order_id: int) -> Order:
+async def get_order(*, session: AsyncSession, actor: Principal, order_id: int) -> Order:
     """An order `actor` may see; another user's is reported missing, so ids reveal nothing."""
     order = await orders_repo.get_order(session, order_id, user_id=orders_visible_to(actor=actor))
     if order is None:
@@ -142,7 +143,7 @@ async def get_order(*, session: AsyncSession, actor: User, order_id: int) -> Ord
 
 
 async def list_orders(
-    *, session: AsyncSession, actor: User, page: ListRequest, user_id: int | None, status: OrderStatus | None
+    *, session: AsyncSession, actor: Principal, page: ListRequest, user_id: int | None, status: OrderStatus | None
 ) -> Page[Order]:
     """Orders newest first: `actor`'s own, or an admin's choice of everyone's or `user_id`'s."""
     return await orders_repo.list_orders(
@@ -153,7 +154,7 @@ async def list_orders(
 async def change_order_status(
     *,
     session: AsyncSession,
-    actor: User,
+    actor: Principal,
     order_id: int,
     status: OrderStatus,
     expected_versions: ExpectedVersions = None,
@@ -167,7 +168,7 @@ async def change_order_status(
 
 
 async def cancel_order(
-    *, session: AsyncSession, actor: User, order_id: int, expected_versions: ExpectedVersions = None
+    *, session: AsyncSession, actor: Principal, order_id: int, expected_versions: ExpectedVersions = None
 ) -> Order:
     """Cancel an order and put its stock back: its owner may while it is pending, an admin while the machine
     allows (pending or paid). Another user's order is reported missing, as reading it is; guests own none."""

@@ -3,14 +3,17 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import nh3
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from auth.principal import Principal
 from database.connection import write_transaction
 from database.pagination import ListRequest, Page
 from database.repositories import products as products_repo
-from models import Product, User
+from models import Product
 from representations import representation
 from services.access import require_active_admin
 from services.catalogue import ProductFilter
@@ -33,16 +36,16 @@ def sanitise_description(text: str) -> str:
     return nh3.clean(text)
 
 
-async def list_products(*, session: AsyncSession, filters: ProductFilter, page: ListRequest) -> Page[Product]:
-    return await products_repo.list_products(session, filters, page)
+async def list_products(*, connection: AsyncConnection, filters: ProductFilter, page: ListRequest) -> Page[Row[Any]]:
+    return await products_repo.list_products(connection, filters, page)
 
 
 def _not_found(product_id: int) -> NotFoundError:
     return NotFoundError(f"Product {product_id} not found")
 
 
-async def get_product(*, session: AsyncSession, product_id: int) -> Product:
-    product = await products_repo.get_live_product(session, product_id)
+async def get_product(*, connection: AsyncConnection, product_id: int) -> Row[Any]:
+    product = await products_repo.read_live_product(connection, product_id)
     if product is None:
         raise _not_found(product_id)
     return product
@@ -67,7 +70,7 @@ def _fields(data: ProductData) -> dict[str, object]:
     }
 
 
-async def create_product(*, session: AsyncSession, actor: User, data: ProductData) -> Product:
+async def create_product(*, session: AsyncSession, actor: Principal, data: ProductData) -> Product:
     """A category that does not exist, or no longer does, is refused by the foreign key (unknown_category)."""
     fields = _fields(data)
     async with write_transaction(session):
@@ -80,7 +83,7 @@ async def create_product(*, session: AsyncSession, actor: User, data: ProductDat
 async def replace_product(
     *,
     session: AsyncSession,
-    actor: User,
+    actor: Principal,
     product_id: int,
     data: ProductData,
     expected_versions: ExpectedVersions = None,
@@ -98,7 +101,7 @@ async def replace_product(
 
 
 async def delete_product(
-    *, session: AsyncSession, actor: User, product_id: int, expected_versions: ExpectedVersions = None
+    *, session: AsyncSession, actor: Principal, product_id: int, expected_versions: ExpectedVersions = None
 ) -> None:
     async with write_transaction(session):
         await require_active_admin(session, actor=actor)

@@ -4,6 +4,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth.principal import Principal
 from auth.roles import Role
 from auth.security import PasswordHasher
 from database.connection import release_connection, write_transaction
@@ -29,7 +30,7 @@ async def register_user(
     password: str,
     role: Role = Role.USER,
     verify_with: AccountMail | None = None,
-    actor: User | None = None,
+    actor: Principal | None = None,
 ) -> User:
     """A new account. With `verify_with`, its address is unverified until the mail sent through it is followed;
     without (an account made by an admin, or the first admin), the address counts as verified. With `actor`, the
@@ -85,7 +86,7 @@ def _found(user: User | None, user_id: int) -> User:
     return user
 
 
-async def get_user(*, session: AsyncSession, actor: User, user_id: int) -> User:
+async def get_user(*, session: AsyncSession, actor: Principal, user_id: int) -> User:
     """An account, for an admin or its own user (who comes from the session, without another query)."""
     require_may_read_user(actor=actor, user_id=user_id)
     return _found(await users_repo.get_user(session, user_id), user_id)
@@ -98,7 +99,7 @@ async def list_users(*, session: AsyncSession, page: ListRequest) -> Page[User]:
 async def update_user(
     *,
     session: AsyncSession,
-    actor: User,
+    actor: Principal,
     user_id: int,
     role: Role | None,
     is_active: bool | None,

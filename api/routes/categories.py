@@ -3,7 +3,7 @@
 from fastapi import Response, status
 
 from api.conditional import IfMatch, IfNoneMatch, tagged
-from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
+from api.dependencies import API_PREFIX, READING_SECURITY, Admin, ConnectionDep, PageDep, SessionDep
 from api.openapi import CONDITIONAL_READ, CONDITIONAL_WRITE, LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
 from api.routing import api_router
@@ -13,18 +13,28 @@ from services import categories as categories_service
 router = api_router(prefix=f"{API_PREFIX}/categories", tags=["categories"], responses=PROTECTED)
 
 
-@router.get("", response_model=Page[CategoryOut], responses=problems(400), summary="Categories, ordered by name")
-async def list_categories(_user: CurrentUser, session: SessionDep, page: PageDep) -> ModelResponse:
+@router.get(
+    "",
+    response_model=Page[CategoryOut],
+    responses=problems(400),
+    summary="Categories, ordered by name",
+    openapi_extra=READING_SECURITY,
+)
+async def list_categories(connection: ConnectionDep, page: PageDep) -> ModelResponse:
     paging = page.bind()
-    result = await categories_service.list_categories(session=session, page=paging.request)
+    result = await categories_service.list_categories(connection=connection, page=paging.request)
     return ModelResponse(paging.page_of(CategoryOut, result))
 
 
-@router.get("/{id}", response_model=CategoryOut, responses={**problems(404), **CONDITIONAL_READ}, summary="A category")
-async def read_category(
-    _user: CurrentUser, category_id: PathId, session: SessionDep, if_none_match: IfNoneMatch
-) -> Response:
-    category = await categories_service.get_category(session=session, category_id=category_id)
+@router.get(
+    "/{id}",
+    response_model=CategoryOut,
+    responses={**problems(404), **CONDITIONAL_READ},
+    summary="A category",
+    openapi_extra=READING_SECURITY,
+)
+async def read_category(connection: ConnectionDep, category_id: PathId, if_none_match: IfNoneMatch) -> Response:
+    category = await categories_service.get_category(connection=connection, category_id=category_id)
     return tagged(CategoryOut, category, if_none_match=if_none_match)
 
 

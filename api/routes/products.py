@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Query, Response, status
 
 from api.conditional import IfMatch, IfNoneMatch, tagged
-from api.dependencies import API_PREFIX, Admin, CurrentUser, PageDep, SessionDep
+from api.dependencies import API_PREFIX, READING_SECURITY, Admin, ConnectionDep, PageDep, SessionDep
 from api.openapi import CONDITIONAL_READ, CONDITIONAL_WRITE, LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
 from api.routing import api_router
@@ -27,11 +27,14 @@ def _data(body: ProductIn) -> ProductData:
 
 
 @router.get(
-    "", response_model=Page[ProductOut], responses=problems(400), summary="Products, filtered, sorted and paged"
+    "",
+    response_model=Page[ProductOut],
+    responses=problems(400),
+    summary="Products, filtered, sorted and paged",
+    openapi_extra=READING_SECURITY,
 )
 async def list_products(
-    _user: CurrentUser,
-    session: SessionDep,
+    connection: ConnectionDep,
     page: PageDep,
     category_id: Annotated[IdParam | None, Query()] = None,
     q: Annotated[
@@ -48,7 +51,7 @@ async def list_products(
         category_id=category_id, q=q, min_price=min_price, max_price=max_price, in_stock=in_stock, sort=sort
     )
     paging = page.bind(filters=filters)
-    result = await products_service.list_products(session=session, filters=filters, page=paging.request)
+    result = await products_service.list_products(connection=connection, filters=filters, page=paging.request)
     return ModelResponse(paging.page_of(ProductOut, result))
 
 
@@ -58,11 +61,10 @@ async def list_products(
     responses={**problems(404), **CONDITIONAL_READ},
     summary="A product",
     description="Its ETag changes with every change, stock taken or put back by orders included.",
+    openapi_extra=READING_SECURITY,
 )
-async def read_product(
-    _user: CurrentUser, product_id: PathId, session: SessionDep, if_none_match: IfNoneMatch
-) -> Response:
-    product = await products_service.get_product(session=session, product_id=product_id)
+async def read_product(connection: ConnectionDep, product_id: PathId, if_none_match: IfNoneMatch) -> Response:
+    product = await products_service.get_product(connection=connection, product_id=product_id)
     return tagged(ProductOut, product, if_none_match=if_none_match)
 
 

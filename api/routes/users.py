@@ -13,7 +13,7 @@ from api.dependencies import (
     AccountMailDep,
     Admin,
     AuthServiceDep,
-    CurrentUser,
+    CurrentAccount,
     PageDep,
     SessionDep,
     UserReader,
@@ -43,7 +43,7 @@ TOKENS_REFUSED = "every access and refresh token of the account issued until now
 
 
 @router.get("/me", response_model=UserOut, responses=CONDITIONAL_READ, summary="The signed-in user")
-async def read_me(user: CurrentUser, if_none_match: IfNoneMatch) -> Response:
+async def read_me(user: CurrentAccount, if_none_match: IfNoneMatch) -> Response:
     return tagged(UserOut, user, if_none_match=if_none_match)
 
 
@@ -56,7 +56,7 @@ async def read_me(user: CurrentUser, if_none_match: IfNoneMatch) -> Response:
     "false) and gets a verification mail. Any other field is 422.",
 )
 async def update_me(
-    user: CurrentUser, body: ProfilePatch, session: SessionDep, mail: AccountMailDep, if_match: IfMatch
+    user: CurrentAccount, body: ProfilePatch, session: SessionDep, mail: AccountMailDep, if_match: IfMatch
 ) -> Response:
     updated = await users_service.update_profile(
         session=session,
@@ -79,7 +79,7 @@ async def update_me(
     "orders stay, with their `user_id`. The shop's only active admin gets 409 `last_admin`.",
 )
 async def erase_my_account(
-    user: CurrentUser,
+    user: CurrentAccount,
     body: Annotated[PasswordIn, Body()],
     session: SessionDep,
     auth: AuthServiceDep,
@@ -99,7 +99,7 @@ async def erase_my_account(
     f"from then on {TOKENS_REFUSED}, this request's included.",
 )
 async def change_my_password(
-    user: CurrentUser, body: PasswordChangeIn, session: SessionDep, auth: AuthServiceDep
+    user: CurrentAccount, body: PasswordChangeIn, session: SessionDep, auth: AuthServiceDep
 ) -> ModelResponse:
     pair = await accounts_service.change_password(
         session=session,
@@ -117,7 +117,7 @@ async def change_my_password(
     summary="Sign out everywhere",
     description=f"From then on {TOKENS_REFUSED}, the one of this request included; logging in again works.",
 )
-async def sign_out_everywhere(user: CurrentUser, session: SessionDep) -> Response:
+async def sign_out_everywhere(user: CurrentAccount, session: SessionDep) -> Response:
     await accounts_service.sign_out_everywhere(session=session, user=user)
     return Response(status_code=NO_CONTENT)
 
@@ -132,7 +132,7 @@ async def sign_out_everywhere(user: CurrentUser, session: SessionDep) -> Respons
     "`too_many_mails` (with Retry-After) once the account had 5 verification mails within the hour, whatever asked "
     "for them (registration, a new address, this).",
 )
-async def send_verification_email(user: CurrentUser, session: SessionDep, mail: AccountMailDep) -> ModelResponse:
+async def send_verification_email(user: CurrentAccount, session: SessionDep, mail: AccountMailDep) -> ModelResponse:
     await accounts_service.resend_verification(session=session, user=user, mail=mail)
     return ModelResponse(AcceptedOut(detail="A verification mail is on its way"), status_code=status.HTTP_202_ACCEPTED)
 

@@ -1,15 +1,27 @@
 """SQL for categories."""
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from database.pagination import Keyset, ListRequest, Page, fetch_page
 from database.violations import flush_row
 from models import Category, Product
 
 
-async def list_categories(session: AsyncSession, page: ListRequest) -> Page[Category]:
-    return await fetch_page(session, select(Category), page, Keyset.of(Category.name, Category.id))
+async def list_categories(connection: AsyncConnection | AsyncSession, page: ListRequest) -> Page[Any]:
+    """Categories as rows on a connection (entities in a session)."""
+    return await fetch_page(connection, select(Category), page, Keyset.of(Category.name, Category.id))
+
+
+_CATEGORY = select(Category).where(Category.id == bindparam("category_id"))
+
+
+async def read_category(connection: AsyncConnection, category_id: int) -> Row[Any] | None:
+    """A category as a row (no entity, no session)."""
+    return (await connection.execute(_CATEGORY, {"category_id": category_id})).first()
 
 
 async def get_category(session: AsyncSession, category_id: int, *, for_update: bool = False) -> Category | None:

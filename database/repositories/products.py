@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from database.functions import casefold, escape_like
 from database.pagination import Keyset, ListRequest, Page, fetch_page
@@ -43,9 +44,21 @@ def _conditions(filters: ProductFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-async def list_products(session: AsyncSession, filters: ProductFilter, page: ListRequest) -> Page[Product]:
+async def list_products(
+    connection: AsyncConnection | AsyncSession, filters: ProductFilter, page: ListRequest
+) -> Page[Any]:
+    """Products as rows on a connection (entities in a session), each with every column of the table."""
     order = Keyset.of(SORT_COLUMNS[filters.sort_key], Product.id, descending=filters.descending)
-    return await fetch_page(session, select(Product).where(*_conditions(filters)), page, order)
+    return await fetch_page(connection, select(Product).where(*_conditions(filters)), page, order)
+
+
+# Built once for the hottest read: the statement object and its compile cache key are not made per request.
+_LIVE_PRODUCT = select(Product).where(Product.id == bindparam("product_id"), Product.deleted_at.is_(None))
+
+
+async def read_live_product(connection: AsyncConnection, product_id: int) -> Row[Any] | None:
+    """A product that is not deleted, as a row with every column of the table (no entity, no session)."""
+    return (await connection.execute(_LIVE_PRODUCT, {"product_id": product_id})).first()
 
 
 async def get_live_product(session: AsyncSession, product_id: int, *, for_update: bool = False) -> Product | None:

@@ -243,3 +243,25 @@ async def test_every_api_operation_documents_503_with_retry_after(client):
     ]
 
     assert undocumented == []
+
+
+async def test_every_protected_operation_documents_both_ways_to_send_the_token(client):
+    """The catalogue reads declare the schemes themselves (dependencies.READING_SECURITY), the rest by dependency."""
+    document = (await client.get("/openapi.json")).json()
+    protected = {
+        (method, path): operation
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        # Login and refresh answer 401 to bad credentials, and take no access token.
+        if "401" in operation["responses"] and path not in ("/api/v1/auth/login", "/api/v1/auth/refresh")
+    }
+
+    assert ("get", "/api/v1/products/{id}") in protected
+    assert {key: operation.get("security") for key, operation in protected.items()} == {
+        key: [{"OAuth2Password": []}, {"BearerToken": []}] for key in protected
+    }
+    assert set(document["components"]["securitySchemes"]) == {"OAuth2Password", "BearerToken"}
+    # The Authorize button of /docs logs in with the password form.
+    assert document["components"]["securitySchemes"]["OAuth2Password"]["flows"]["password"]["tokenUrl"] == (
+        "/api/v1/auth/login"
+    )

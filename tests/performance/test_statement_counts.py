@@ -3,6 +3,7 @@
 A cursor page is one statement (beside the user lookup): no count, its rows and whether more follow at once.
 """
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -147,3 +148,35 @@ async def test_an_order_adds_one_event_insert_whatever_its_lines(client, admin_h
     locks = [statement for statement in statements if "pg_advisory_xact_lock" in statement]
     assert len(event_inserts) == 1
     assert len(locks) == (1 if client.app.state.settings.database_url.startswith("postgresql") else 0)
+
+
+# One route of each kind: reads on a connection, a session's route, the routes of one's own account.
+PRINCIPAL_PATHS = {
+    "one product (connection)": "/api/v1/products/{product_id}",
+    "a cursor page (connection)": "/api/v1/products?cursor=",
+    "categories (connection)": "/api/v1/categories",
+    "orders (session)": "/api/v1/orders",
+    "own account (entity)": "/api/v1/users/me",
+}
+PRINCIPAL_SELECT = (
+    "SELECT users.id, users.role, users.is_active, users.session_generation, users.email_verified"
+    # With revocations in the database (no Redis), the same statement asks whether the token is revoked.
+    "(, EXISTS \\(SELECT .*\\) AS revoked)? FROM users WHERE users.id = "
+)
+
+
+@pytest.mark.parametrize("path", list(PRINCIPAL_PATHS.values()), ids=list(PRINCIPAL_PATHS))
+async def test_the_caller_is_one_statement(client, admin_headers, path):
+    await fill(client, Product, FEW, await add_category(client))
+
+    with recorded_statements(client.app.state.database.engine) as statements:
+        response = await client.get(path.format(product_id=1), headers=admin_headers)
+
+    assert response.status_code == 200, response.text
+    [caller] = [" ".join(statement.split()) for statement in statements if "FROM users" in statement]
+    if path.endswith("/users/me"):
+        # The account's routes read the whole entity instead, in the same one statement.
+        assert "users.hashed_password" in caller
+    else:
+        # A Core row of the principal's columns, nothing else of the account.
+        assert re.match(PRINCIPAL_SELECT, caller), caller

@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
-from auth.jwt import AccessClaims, InvalidTokenError, create_access_token, decode_access_token
+from auth.jwt import AccessClaims, InvalidTokenError, VerifiedTokens, create_access_token, decode_access_token
 from models.base import MAX_ID
 
 SECRET = "unit-test-secret-" + "s" * 64  # long enough for HS512 without warnings
@@ -270,3 +270,15 @@ def test_time_claims_out_of_range_or_not_numbers_are_refused(name, value):
 def test_time_claims_at_the_edges_of_datetime_pass():
     decoded = decode(sign(claims(iat=-62135596800, exp=253402300799)))
     assert (decoded.issued_at.year, decoded.expires_at.year) == (1, 9999)
+
+
+def test_a_remembered_token_is_refused_once_it_expires():
+    token, issued = create_access_token(user_id=7, role="user", secret=SECRET, algorithm=ALGORITHM, ttl_seconds=TTL)
+    now = [issued.issued_at.timestamp()]
+    tokens = VerifiedTokens(secret=SECRET, algorithm=ALGORITHM, size=4, clock=lambda: now[0])
+    assert tokens.verify(token) == issued
+
+    now[0] = issued.expires_at.timestamp()
+
+    with pytest.raises(InvalidTokenError):
+        tokens.verify(token)
