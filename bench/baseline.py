@@ -123,7 +123,8 @@ def _product(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def _current_user(request: Request, connection: asyncpg.Connection) -> asyncpg.Record | JSONResponse:
+def _claims(request: Request) -> dict[str, Any] | JSONResponse:
+    """The token check of the issue's bare app: PyJWT's decode and the token type; a 401 when it fails."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return _problem(401, "Authentication required")
@@ -133,6 +134,13 @@ async def _current_user(request: Request, connection: asyncpg.Connection) -> asy
         return _problem(401, "The access token is invalid or expired")
     if claims.get("type") != "access":
         return _problem(401, "The access token is invalid or expired")
+    return claims
+
+
+async def _current_user(request: Request, connection: asyncpg.Connection) -> asyncpg.Record | JSONResponse:
+    claims = _claims(request)
+    if isinstance(claims, JSONResponse):
+        return claims
     if await request.app.state.redis.exists(REVOKED_PREFIX + claims["jti"]):
         return _problem(401, "The access token has been revoked")
     user = await connection.fetchrow(USER_BY_ID, int(claims["sub"]))
@@ -144,17 +152,9 @@ async def _current_user(request: Request, connection: asyncpg.Connection) -> asy
 
 
 def _verified(request: Request) -> Response | None:
-    """The token check of the issue's bare app: PyJWT's decode and the token type; None when it passes."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return _problem(401, "Authentication required")
-    try:
-        claims = jwt.decode(token.strip(), SECRET, algorithms=["HS256"], options={"require": REQUIRED_CLAIMS})
-    except jwt.PyJWTError:
-        return _problem(401, "The access token is invalid or expired")
-    if claims.get("type") != "access":
-        return _problem(401, "The access token is invalid or expired")
-    return None
+    """None when the token passes the bare app's check, else its 401."""
+    claims = _claims(request)
+    return claims if isinstance(claims, JSONResponse) else None
 
 
 async def read_product(request: Request) -> Response:
