@@ -178,7 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     app = FastAPIOffline(
         title="Shop API",
-        version="1.0.0",
+        version="1.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
         # validatorUrl: null, or Swagger UI may show a badge from validator.swagger.io, given the spec's address.
