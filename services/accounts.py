@@ -22,7 +22,7 @@ from services.access import is_admin, require_active_admin
 from services.account_mail import AccountMail
 from services.auth import AuthService, TokenPair
 from services.errors import ConflictError, PermissionDeniedError, UnknownReferenceError
-from services.events import EventType, record_deletion, record_update, user_actor
+from services.events import EventType, forget_earlier_data, record_deletion, record_update, user_actor
 from services.preconditions import ExpectedVersions, require_version
 
 # Where an erased account's username and e-mail were: unique, and never a valid username or address, so nobody can
@@ -131,6 +131,8 @@ async def erase_account(
         account.deleted_at = now
         await end_sessions(session, account, now=now)
         await tokens_repo.delete_account_tokens(session, user_id=account.id)
+        # Nothing personal stays in the feed either; what JetStream already holds is the stream owner's to age out.
+        await forget_earlier_data(session, resource=account)
         record_deletion(session, type=EventType.USER_DELETED, resource=account, actor=user_actor(account.id))
 
 

@@ -88,6 +88,11 @@ def record_deletion(session: AsyncSession, *, type: EventType, resource: Resourc
     record_event(session, type=type, subject=subject_of(resource), actor=actor, data={"id": resource.id})
 
 
+async def forget_earlier_data(session: AsyncSession, *, resource: Resource) -> None:
+    """Leave only `{"id"}` in the stored events about `resource` (an erased account's name and address)."""
+    await events_repo.redact_subject(session, subject=subject_of(resource), data={"id": resource.id})
+
+
 async def list_events(
     *, session: AsyncSession, page: CursorRequest, type: str | None = None, subject: str | None = None
 ) -> Page[Event]:

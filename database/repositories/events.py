@@ -45,6 +45,11 @@ async def insert_events(session: AsyncSession, events: Sequence[dict[str, Any]])
     await session.execute(insert(Event), list(events))
 
 
+async def redact_subject(session: AsyncSession, *, subject: str, data: dict[str, Any]) -> None:
+    """Replace the `data` of every stored event about `subject`; ids, types, times and order stay."""
+    await session.execute(update(Event).where(Event.subject == subject).values(data=data))
+
+
 async def list_events(
     session: AsyncSession, page: CursorRequest, *, type: str | None = None, subject: str | None = None
 ) -> Page[Event]:

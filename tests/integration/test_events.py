@@ -228,6 +228,20 @@ async def test_erasure_records_a_deletion_carrying_only_the_id(client, admin_hea
     assert event["data"] == {"id": user["id"]}
 
 
+async def test_erasure_leaves_nothing_personal_in_the_accounts_earlier_events(client, admin_headers):
+    headers, user = await signed_in(client)
+    renamed = await client.patch("/api/v1/users/me", json={"username": unique("renamed")}, headers=headers)
+    assert renamed.status_code == 200
+
+    erased = await client.request("DELETE", "/api/v1/users/me", json={"password": PASSWORD}, headers=headers)
+
+    assert erased.status_code == 204
+    feed = await client.get(f"/api/v1/events?subject=users/{user['id']}", headers=admin_headers)
+    events = feed.json()["items"]
+    assert [event["type"] for event in events] == ["shop.user.registered", "shop.user.updated", "shop.user.deleted"]
+    assert [event["data"] for event in events] == [{"id": user["id"]}] * 3
+
+
 async def test_password_and_session_changes_record_nothing(client, admin_headers):
     headers, user = await signed_in(client)
     reader = await FeedReader.start(client, admin_headers)
