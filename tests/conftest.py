@@ -99,6 +99,13 @@ def _unavailable(what: str, variable: str) -> None:
     pytest.skip(reason)
 
 
+def _unreachable(what: str, variable: str, error: Exception) -> None:
+    reason = f"{what} at {variable} is unreachable: {error}"
+    if REQUIRE_SERVICES:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "shop.db"
@@ -126,9 +133,7 @@ def postgres_url() -> Iterator[str]:
     try:
         in_thread(asyncio.run, _admin_execute(admin_url, f'CREATE DATABASE "{name}"'))
     except Exception as error:
-        if REQUIRE_SERVICES:
-            pytest.fail(f"PostgreSQL at TEST_DATABASE_URL is unreachable: {error}")
-        pytest.skip(f"PostgreSQL at TEST_DATABASE_URL is unreachable: {error}")
+        _unreachable("PostgreSQL", "TEST_DATABASE_URL", error)
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     migrate(url)
     yield url
@@ -162,9 +167,7 @@ async def jetstream(nats_url: str) -> AsyncIterator["JetStreamTarget"]:
     try:
         await target.messages()
     except Exception as error:
-        if REQUIRE_SERVICES:
-            pytest.fail(f"NATS at TEST_NATS_URL is unreachable: {error}")
-        pytest.skip(f"NATS at TEST_NATS_URL is unreachable: {error}")
+        _unreachable("NATS", "TEST_NATS_URL", error)
     yield target
     await target.delete()
 
@@ -200,9 +203,7 @@ async def _flush_redis(url: str) -> None:
     try:
         await client.flushdb()
     except Exception as error:
-        if REQUIRE_SERVICES:
-            pytest.fail(f"Redis at TEST_REDIS_URL is unreachable: {error}")
-        pytest.skip(f"Redis at TEST_REDIS_URL is unreachable: {error}")
+        _unreachable("Redis", "TEST_REDIS_URL", error)
     finally:
         await client.aclose()
 
