@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_max_overflow: int = Field(default=10, ge=0, le=200)
     database_pool_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A pooled PostgreSQL connection idle this long is pinged before it is used again (0: at every checkout).
+    database_ping_after_idle_seconds: float = Field(default=1.0, ge=0)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     redis_url: str | None = None
     # How long a revocation check waits for Redis before its request gets 503: short, so that a Redis that stops

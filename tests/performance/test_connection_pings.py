@@ -1,7 +1,10 @@
-"""Each checkout of a pooled PostgreSQL connection pings it, in one round trip; a dead one is replaced at once."""
+"""A pooled PostgreSQL connection is checked at checkout without a round trip, and pinged once it sat idle.
+
+A connection the server dropped is replaced at once either way.
+"""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
@@ -12,15 +15,30 @@ from database.connection import Database, write_transaction
 
 pytestmark = pytest.mark.postgres
 
+# Longer than any test here takes: a connection checked in during the test is never idle this long.
+NEVER_IDLE = 3600.0
+PING = ";"
+
 
 @pytest.fixture
-async def database(postgres_url: str) -> AsyncIterator[Database]:
-    """A one-connection pool, so every checkout gets the same connection back."""
-    opened = Database(
-        Settings(environment="test", database_url=postgres_url, database_pool_size=1, database_max_overflow=0)
-    )
-    yield opened
-    await opened.dispose()
+async def one_connection_pool(postgres_url: str) -> AsyncIterator[Callable[..., Database]]:
+    """Databases with a one-connection pool, so every checkout gets the same connection back."""
+    opened: list[Database] = []
+
+    def open_database(*, ping_after_idle: float) -> Database:
+        settings = Settings(
+            environment="test",
+            database_url=postgres_url,
+            database_pool_size=1,
+            database_max_overflow=0,
+            database_ping_after_idle_seconds=ping_after_idle,
+        )
+        opened.append(Database(settings))
+        return opened[-1]
+
+    yield open_database
+    for database in opened:
+        await database.dispose()
 
 
 async def statements_of_the_pooled_connection(database: Database) -> list[str]:
@@ -38,28 +56,59 @@ async def logged(statements: list[str]) -> list[str]:
     return statements[:]
 
 
+async def checkouts_and_writes(database: Database, statements: list[str]) -> list[list[str]]:
+    """What each of two checkouts ran by itself, each after a write on the same connection."""
+    checkouts = []
+    for _ in range(2):
+        async with database.sessionmaker() as session, write_transaction(session):
+            await session.execute(text("SELECT 1"))
+        await logged(statements)
+        statements.clear()
+        async with database.engine.connect():
+            checkouts.append(await logged(statements))
+    return checkouts
+
+
 async def backend_pid(database: Database) -> int:
     async with database.sessionmaker() as session:
         return (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
 
 
-async def test_a_checkout_costs_one_empty_statement_even_after_a_write(database):
+async def test_a_checkout_of_a_connection_used_moments_ago_costs_no_statement(one_connection_pool):
+    database = one_connection_pool(ping_after_idle=NEVER_IDLE)
     statements = await statements_of_the_pooled_connection(database)
+
+    # Nor does the way back: the write ran at READ COMMITTED, and the connection returned to AUTOCOMMIT without
+    # a statement.
+    assert await checkouts_and_writes(database, statements) == [[], []]
+
+
+async def test_a_connection_idle_past_the_setting_is_pinged_with_one_empty_statement(one_connection_pool):
+    # 0: every checkout finds the connection idle long enough.
+    database = one_connection_pool(ping_after_idle=0)
+    statements = await statements_of_the_pooled_connection(database)
+
+    # Outside a transaction asyncpg pings with ";" alone; inside one it would add BEGIN and ROLLBACK.
+    assert await checkouts_and_writes(database, statements) == [[PING], [PING]]
+
+
+async def test_a_connection_idle_for_a_while_is_pinged_once_then_not_while_in_use(one_connection_pool):
+    database = one_connection_pool(ping_after_idle=0.2)
+    statements = await statements_of_the_pooled_connection(database)
+    await asyncio.sleep(0.3)
+
     checkouts = []
     for _ in range(2):
         async with database.engine.connect():
             checkouts.append(await logged(statements))
-        async with database.sessionmaker() as session, write_transaction(session):
-            await session.execute(text("SELECT 1"))
-        await logged(statements)
         statements.clear()
 
-    # Outside a transaction asyncpg pings with ";" alone; inside one it would add BEGIN and ROLLBACK. The write
-    # in between ran at READ COMMITTED, and the connection came back to AUTOCOMMIT without a statement.
-    assert checkouts == [[";"], [";"]]
+    assert checkouts == [[PING], []]
 
 
-async def test_connection_whose_server_went_away_is_replaced(database, postgres_url):
+@pytest.mark.parametrize("ping_after_idle", [NEVER_IDLE, 0], ids=["without-a-ping", "with-a-ping"])
+async def test_connection_whose_server_went_away_is_replaced(one_connection_pool, postgres_url, ping_after_idle):
+    database = one_connection_pool(ping_after_idle=ping_after_idle)
     first = await backend_pid(database)
     admin = await asyncpg.connect(make_url(postgres_url).set(drivername="postgresql").render_as_string(False))
     try:
@@ -68,7 +117,7 @@ async def test_connection_whose_server_went_away_is_replaced(database, postgres_
     finally:
         await admin.close()
 
-    # At once: no idle time needed for the ping to find it dead.
+    # At once: the connection knows it was closed, and the one opened in its place works.
     second = await backend_pid(database)
 
     assert second != first
