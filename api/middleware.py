@@ -268,10 +268,15 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length")
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
         # isascii: str.isdigit() also accepts digits such as "²" that int() refuses.
         if declared is not None and (not (declared.isascii() and declared.isdigit()) or int(declared) > self.max_bytes):
             await self._refuse(scope, receive, send)
+            return
+        if declared is None and "transfer-encoding" not in headers and scope.get("http_version", "1.1")[0] == "1":
+            # An HTTP/1 request without either has no body (RFC 9112, 6.3), as nearly every GET: nothing to count.
+            await self.app(scope, receive, send)
             return
 
         received = 0

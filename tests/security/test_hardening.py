@@ -80,9 +80,9 @@ async def test_malformed_content_length_is_refused(client, declared):
     assert_problem(await client.post(LOGIN, content=b"{}", headers=headers), 413)
 
 
-async def leave_mid_body(app, path: str, headers: dict[str, str]) -> list[dict]:
-    """Drive the app as a server does for a client that sends 5 of 1000 declared bytes and goes; what it sent."""
-    body = iter([{"type": "http.request", "body": b'{"use', "more_body": True}])
+async def drive(app, path: str, headers: dict[str, str], messages: list[dict], http_version: str = "1.1") -> list[dict]:
+    """Drive the app as a server does for a POST whose body arrives as `messages`; what the app sent."""
+    body = iter(messages)
 
     async def receive():
         # Once the client has gone, every receive() says so, as servers do.
@@ -93,11 +93,11 @@ async def leave_mid_body(app, path: str, headers: dict[str, str]) -> list[dict]:
     async def send(message):
         sent.append(message)
 
-    headers = {**headers, "Host": "shop.test", "Content-Type": "application/json", "Content-Length": "1000"}
+    headers = {**headers, "Host": "shop.test", "Content-Type": "application/json"}
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
-        "http_version": "1.1",
+        "http_version": http_version,
         "method": "POST",
         "scheme": "http",
         "path": path,
@@ -110,6 +110,31 @@ async def leave_mid_body(app, path: str, headers: dict[str, str]) -> list[dict]:
     }
     await app(scope, receive, send)
     return sent
+
+
+async def leave_mid_body(app, path: str, headers: dict[str, str]) -> list[dict]:
+    """A client that sends 5 of 1000 declared bytes and goes."""
+    return await drive(
+        app,
+        path,
+        {**headers, "Content-Length": "1000"},
+        [{"type": "http.request", "body": b'{"use', "more_body": True}],
+    )
+
+
+async def test_http2_body_without_a_length_is_counted_too(app_client):
+    # HTTP/2 frames a body without Content-Length or Transfer-Encoding; only HTTP/1 requests without them have none.
+    async with app_client(max_body_bytes=LIMIT) as client:
+        admin, _ = await signed_in(client, Role.ADMIN)
+        body = padded_category(LIMIT + 1)
+        messages = [
+            {"type": "http.request", "body": body[:LIMIT], "more_body": True},
+            {"type": "http.request", "body": body[LIMIT:], "more_body": False},
+        ]
+        sent = await drive(client.app, CATEGORIES, admin, messages, http_version="2")
+
+        assert sent[0]["status"] == 413
+        assert await category_count(client) == 0
 
 
 def posts_by_status(metrics: str, path: str) -> dict[str, float]:
