@@ -1,7 +1,7 @@
 """Dependencies shared by the routes: the session or connection, the principal, role and access checks, pagination."""
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from api.cursors import PageQuery
+from api.request_database import database_resources
 from api.schemas import MAX_ID, IdParam
 from api.verified_token import VerifiedToken, store_verified_token, verified_token
 from auth.bearer import parse_bearer
@@ -18,12 +19,11 @@ from auth.jwt import AccessClaims
 from auth.principal import Principal
 from auth.roles import Role
 from config import Settings
-from database.connection import is_unavailable
 from models import User
 from services.access import insufficient_role, orders_visible_to, require_may_read_user, require_verified_email
 from services.account_mail import AccountMail
 from services.auth import AuthService
-from services.errors import AuthenticationError, DatabaseUnavailableError
+from services.errors import AuthenticationError
 
 logger = logging.getLogger(__name__)
 
@@ -55,51 +55,30 @@ async def get_account_mail(request: Request) -> AccountMail:
     return request.app.state.account_mail
 
 
-def _unavailable(error: Exception) -> DatabaseUnavailableError | None:
-    """The 503 a lost database is told as; None for any other failure."""
-    if not is_unavailable(error):
-        return None
-    # The driver's own words (no SQL, no parameters): the 503 alone would not tell operators why.
-    logger.warning("database unavailable: %s", getattr(error, "orig", None) or error)
-    return DatabaseUnavailableError("The database cannot be reached right now; try again shortly")
+async def get_session(request: Request) -> AsyncSession:
+    """The request's session; all of a request's database work happens inside it. Closed when the route returns."""
+    return await database_resources(request.scope).open(request.app.state.database.sessionmaker())
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session; all of a request's database work happens inside it, so a lost database is told here."""
-    async with request.app.state.database.sessionmaker() as session:
-        try:
-            yield session
-        except Exception as error:
-            unavailable = _unavailable(error)
-            if unavailable is not None:
-                raise unavailable from error
-            raise
-
-
-async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+async def get_connection(request: Request) -> AsyncConnection:
     """A pooled connection for routes that only read (no session, no unit of work, no ORM entities), once the
     caller is authenticated on it, as `current_user` would: one checkout, and one dependency, for both.
 
     The hottest reads: the two security schemes, which only document the header, are not resolved as
     dependencies here; those routes declare them with READING_SECURITY instead, the same in /openapi.json.
     """
-    try:
-        async with request.app.state.database.engine.connect() as connection:
-            await _principal(request, connection)
-            yield connection
-    except Exception as error:
-        unavailable = _unavailable(error)
-        if unavailable is not None:
-            raise unavailable from error
-        raise
+    connection = await database_resources(request.scope).open(request.app.state.database.engine.connect())
+    await _principal(request, connection)
+    return connection
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-# Closed when the route returns or raises, before a byte of the response is sent: a client that reads slowly
-# must not keep a pooled connection checked out. Routes therefore render their response while the session is open.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+# Closed when the route returns or raises, before a byte of the response is sent (api/request_database.py): a
+# client that reads slowly must not keep a pooled connection checked out. Routes therefore render their response
+# while the session is open.
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
 # The same for a connection; the caller is authenticated on it.
-ConnectionDep = Annotated[AsyncConnection, Depends(get_connection, scope="function")]
+ConnectionDep = Annotated[AsyncConnection, Depends(get_connection)]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 AccountMailDep = Annotated[AccountMail, Depends(get_account_mail)]
 

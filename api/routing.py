@@ -1,4 +1,5 @@
-"""Every router of the API: request JSON read with exact decimals (never binary floats), clean operation ids."""
+"""Every router of the API: the database released before the response, request JSON read with exact decimals
+(never binary floats), clean operation ids."""
 
 import json
 from collections.abc import Callable, Coroutine
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
 from api.openapi import operation_id
+from api.request_database import DatabaseResources
 
 
 def _decimal(text: str) -> Decimal:
@@ -35,21 +37,31 @@ class ExactJSONRequest(Request):
         return self._json
 
 
-class ExactJSONRoute(APIRoute):
-    """FastAPI reads a body through `Request.json()`; its documented hook is a route class with its own Request."""
+class APIRouteWithDatabase(APIRoute):
+    """A route that releases the database session or connection its dependencies opened as soon as it returns,
+    and reads request JSON exactly.
+
+    Both through FastAPI's documented hook, a route class: FastAPI reads a body through `Request.json()`, so the
+    route hands it a Request of its own.
+    """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         if self.body_field is None:
-            # Nothing to parse: routes without a body keep FastAPI's handler and its request as they are.
-            return handler
+            # Nothing to parse: FastAPI's handler and its request as they are.
+            route_handler = handler
+        else:
 
-        async def exact_json_handler(request: Request) -> Response:
-            return await handler(ExactJSONRequest(request.scope, request.receive))
+            async def route_handler(request: Request) -> Response:
+                return await handler(ExactJSONRequest(request.scope, request.receive))
 
-        return exact_json_handler
+        async def handler_releasing_the_database(request: Request) -> Response:
+            return await DatabaseResources().run(route_handler, request)
+
+        return handler_releasing_the_database
 
 
 def api_router(**options: Any) -> APIRouter:
-    """A router of this API: request JSON read exactly, and operation ids named after the route functions."""
-    return APIRouter(route_class=ExactJSONRoute, generate_unique_id_function=operation_id, **options)
+    """A router of this API: the database released before the response, request JSON read exactly, and operation
+    ids named after the route functions."""
+    return APIRouter(route_class=APIRouteWithDatabase, generate_unique_id_function=operation_id, **options)
