@@ -1,8 +1,8 @@
 """Categories of the catalogue."""
 
-from fastapi import Response, status
+from fastapi import Request, Response, status
 
-from api.conditional import IfMatch, IfNoneMatch, tagged
+from api.conditional import IF_NONE_MATCH_PARAMETERS, IfMatch, if_none_match, tagged
 from api.dependencies import API_PREFIX, READING_SECURITY, Admin, ConnectionDep, PageDep, SessionDep
 from api.openapi import CONDITIONAL_READ, CONDITIONAL_WRITE, LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
@@ -31,11 +31,12 @@ async def list_categories(connection: ConnectionDep, page: PageDep) -> ModelResp
     response_model=CategoryOut,
     responses={**problems(404), **CONDITIONAL_READ},
     summary="A category",
-    openapi_extra=READING_SECURITY,
+    openapi_extra={**READING_SECURITY, **IF_NONE_MATCH_PARAMETERS},
 )
-async def read_category(connection: ConnectionDep, category_id: PathId, if_none_match: IfNoneMatch) -> Response:
+async def read_category(request: Request, connection: ConnectionDep, category_id: PathId) -> Response:
+    conditions = if_none_match(request)
     category = await categories_service.get_category(connection=connection, category_id=category_id)
-    return tagged(CategoryOut, category, if_none_match=if_none_match)
+    return tagged(CategoryOut, category, if_none_match=conditions)
 
 
 @router.post(

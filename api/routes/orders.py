@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from api.conditional import IfMatch, IfNoneMatch, tagged
+from api.conditional import IF_NONE_MATCH_PARAMETERS, IfMatch, if_none_match, tagged
 from api.dependencies import (
     API_PREFIX,
     Admin,
@@ -146,10 +146,12 @@ async def list_orders(
     response_model=OrderOut,
     responses={**problems(404), **CONDITIONAL_READ},
     summary="An order (its owner, or an admin)",
+    openapi_extra=IF_NONE_MATCH_PARAMETERS,
 )
-async def read_order(user: CurrentUser, order_id: PathId, session: SessionDep, if_none_match: IfNoneMatch) -> Response:
+async def read_order(request: Request, user: CurrentUser, order_id: PathId, session: SessionDep) -> Response:
+    conditions = if_none_match(request)
     order = await orders_service.get_order(session=session, actor=user, order_id=order_id)
-    return tagged(OrderOut, order, if_none_match=if_none_match)
+    return tagged(OrderOut, order, if_none_match=conditions)
 
 
 @router.patch(

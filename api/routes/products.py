@@ -3,9 +3,9 @@
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import Query, Response, status
+from fastapi import Query, Request, Response, status
 
-from api.conditional import IfMatch, IfNoneMatch, tagged
+from api.conditional import IF_NONE_MATCH_PARAMETERS, IfMatch, if_none_match, tagged
 from api.dependencies import API_PREFIX, READING_SECURITY, Admin, ConnectionDep, PageDep, SessionDep
 from api.openapi import CONDITIONAL_READ, CONDITIONAL_WRITE, LOCATION_HEADER, PROTECTED, problems
 from api.responses import ModelResponse, created
@@ -61,11 +61,12 @@ async def list_products(
     responses={**problems(404), **CONDITIONAL_READ},
     summary="A product",
     description="Its ETag changes with every change, stock taken or put back by orders included.",
-    openapi_extra=READING_SECURITY,
+    openapi_extra={**READING_SECURITY, **IF_NONE_MATCH_PARAMETERS},
 )
-async def read_product(connection: ConnectionDep, product_id: PathId, if_none_match: IfNoneMatch) -> Response:
+async def read_product(request: Request, connection: ConnectionDep, product_id: PathId) -> Response:
+    conditions = if_none_match(request)
     product = await products_service.get_product(connection=connection, product_id=product_id)
-    return tagged(ProductOut, product, if_none_match=if_none_match)
+    return tagged(ProductOut, product, if_none_match=conditions)
 
 
 @router.post(

@@ -5,9 +5,9 @@ The `/me` routes come first: `/users/{id}` would otherwise take `me` for an id.
 
 from typing import Annotated
 
-from fastapi import Body, Response, status
+from fastapi import Body, Request, Response, status
 
-from api.conditional import IfMatch, IfNoneMatch, tagged
+from api.conditional import IF_NONE_MATCH_PARAMETERS, IfMatch, if_none_match, tagged
 from api.dependencies import (
     API_PREFIX,
     AccountMailDep,
@@ -42,9 +42,15 @@ NO_CONTENT = status.HTTP_204_NO_CONTENT
 TOKENS_REFUSED = "every access and refresh token of the account issued until now is refused, on every process"
 
 
-@router.get("/me", response_model=UserOut, responses=CONDITIONAL_READ, summary="The signed-in user")
-async def read_me(user: CurrentAccount, if_none_match: IfNoneMatch) -> Response:
-    return tagged(UserOut, user, if_none_match=if_none_match)
+@router.get(
+    "/me",
+    response_model=UserOut,
+    responses=CONDITIONAL_READ,
+    summary="The signed-in user",
+    openapi_extra=IF_NONE_MATCH_PARAMETERS,
+)
+async def read_me(request: Request, user: CurrentAccount) -> Response:
+    return tagged(UserOut, user, if_none_match=if_none_match(request))
 
 
 @router.patch(
@@ -170,10 +176,12 @@ async def create_user(admin: Admin, body: UserCreateIn, session: SessionDep, aut
     response_model=UserOut,
     responses={**problems(404), **CONDITIONAL_READ},
     summary="A user (admin, or that user itself)",
+    openapi_extra=IF_NONE_MATCH_PARAMETERS,
 )
-async def read_user(reader: UserReader, user_id: PathId, session: SessionDep, if_none_match: IfNoneMatch) -> Response:
+async def read_user(request: Request, reader: UserReader, user_id: PathId, session: SessionDep) -> Response:
+    conditions = if_none_match(request)
     user = await users_service.get_user(session=session, actor=reader, user_id=user_id)
-    return tagged(UserOut, user, if_none_match=if_none_match)
+    return tagged(UserOut, user, if_none_match=conditions)
 
 
 @router.patch(

@@ -2,11 +2,14 @@
 
 import re
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import fastapi_offline
 import pytest
+from fastapi import FastAPI, Header
 
+from api.conditional import IF_NONE_MATCH, IF_NONE_MATCH_DESCRIPTION
 from tests.conftest import BASE_URL, sqlite_only
 
 DOCS_PAGES = ["/docs", "/redoc", "/docs/oauth2-redirect"]
@@ -265,3 +268,22 @@ async def test_every_protected_operation_documents_both_ways_to_send_the_token(c
     assert document["components"]["securitySchemes"]["OAuth2Password"]["flows"]["password"]["tokenUrl"] == (
         "/api/v1/auth/login"
     )
+
+
+async def test_conditional_reads_document_if_none_match_as_a_declared_header_would(client):
+    """The reads parse If-None-Match themselves (api.conditional.if_none_match) and declare it by hand."""
+    probe = FastAPI()
+
+    @probe.get("/probe")
+    async def read(
+        _tags: Annotated[str | None, Header(alias=IF_NONE_MATCH, description=IF_NONE_MATCH_DESCRIPTION)] = None,
+    ) -> None:
+        return None
+
+    declared = probe.openapi()["paths"]["/probe"]["get"]["parameters"]
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    reads = ["/api/v1/products/{id}", "/api/v1/categories/{id}", "/api/v1/orders/{id}", "/api/v1/users/{id}"]
+    reads.append("/api/v1/users/me")
+
+    assert {path: paths[path]["get"]["parameters"][-1:] for path in reads} == dict.fromkeys(reads, declared)
+    assert [parameter["name"] for parameter in paths["/api/v1/products/{id}"]["get"]["parameters"][:-1]] == ["id"]
