@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -130,9 +131,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if relay is not None:
         tasks.append(asyncio.create_task(relay.run()))
     app.state.event_relay = relay
+    # What start-up built (modules, routes, schemas, the pool) lives as long as the process: moved out of the
+    # collector's reach. Objects that in-flight requests keep alive reach the oldest generation, and each full
+    # collection they set off walked the whole heap: a tenth of a busy worker's time, in pauses of up to 90 ms.
+    gc.freeze()
     try:
         yield
     finally:
+        gc.unfreeze()
         for task in tasks:
             task.cancel()
         for task in tasks:
