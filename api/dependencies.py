@@ -1,6 +1,5 @@
 """Dependencies shared by the routes: the session or connection, the principal, role and access checks, pagination."""
 
-import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -24,8 +23,6 @@ from services.access import insufficient_role, orders_visible_to, require_may_re
 from services.account_mail import AccountMail
 from services.auth import AuthService
 from services.errors import AuthenticationError
-
-logger = logging.getLogger(__name__)
 
 # Every path under API_ROOT is the API's (any version, known or not): the middleware's headers and rate limits
 # apply to all of them.
