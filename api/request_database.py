@@ -35,25 +35,29 @@ def unavailable(error: Exception) -> DatabaseUnavailableError | None:
 class DatabaseResources:
     """What a request's dependencies opened on the database, closed when its route has returned or raised."""
 
-    __slots__ = ("_opened", "_stack")
+    __slots__ = ("_stack",)
 
     def __init__(self) -> None:
-        self._stack = AsyncExitStack()
-        self._opened = False
+        # Made by the first `open`: routes that need no database (health, metrics) open nothing.
+        self._stack: AsyncExitStack | None = None
 
     async def open(self, resource: AbstractAsyncContextManager[_T]) -> _T:
         """Enter `resource` (a session, or a connection from the engine) for the rest of the route."""
-        self._opened = True
+        if self._stack is None:
+            self._stack = AsyncExitStack()
         return await self._stack.enter_async_context(resource)
 
     async def run(self, call: Callable[[Request], Awaitable[_T]], request: Request) -> _T:
         """`call(request)`, closing afterwards what it opened; a lost database on the way, closing included, is 503."""
         request.scope[_SCOPE_KEY] = self
         try:
-            async with self._stack:
+            try:
                 return await call(request)
+            finally:
+                if self._stack is not None:
+                    await self._stack.aclose()
         except Exception as error:
-            lost = unavailable(error) if self._opened else None
+            lost = unavailable(error) if self._stack is not None else None
             if lost is not None:
                 raise lost from error
             raise
