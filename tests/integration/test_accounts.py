@@ -254,7 +254,8 @@ async def test_a_reset_ends_every_session_and_voids_the_other_reset_tokens(clien
     sessions = [await login(client, user["username"]) for _ in range(2)]
     for _ in range(2):
         assert (await client.post(RESET, json={"email": user["email"]})).status_code == 202
-    *_, older, newer = await mails_to(client, smtp, user["email"])
+    # The registration's verification mail may arrive after them: two workers send.
+    older, newer = [mail for mail in await mails_to(client, smtp, user["email"]) if "reset" in mail.subject.lower()]
     assert older.link.startswith("http://localhost:8000/reset-password?token=")
 
     # A new password that breaks the rules changes nothing and leaves the token live.
