@@ -5,12 +5,15 @@ A connection the server dropped is replaced at once either way.
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import event, make_url, text
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from config import Settings
+from database.connection import _CHECKED_IN_AT as CHECKED_IN_AT
 from database.connection import Database, write_transaction
 
 pytestmark = pytest.mark.postgres
@@ -69,6 +72,13 @@ async def checkouts_and_writes(database: Database, statements: list[str]) -> lis
     return checkouts
 
 
+IDLE_SECONDS = 60.0
+
+
+def checked_in_long_ago(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info[CHECKED_IN_AT] -= 2 * IDLE_SECONDS
+
+
 async def backend_pid(database: Database) -> int:
     async with database.sessionmaker() as session:
         return (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
@@ -93,9 +103,11 @@ async def test_a_connection_idle_past_the_setting_is_pinged_with_one_empty_state
 
 
 async def test_a_connection_idle_for_a_while_is_pinged_once_then_not_while_in_use(one_connection_pool):
-    database = one_connection_pool(ping_after_idle=0.2)
+    database = one_connection_pool(ping_after_idle=IDLE_SECONDS)
+    # Idle for a while without waiting: the first check-in is dated back. A short setting and a real wait would
+    # let a stalled machine leave the connection idle that long again between the two checkouts below.
+    event.listen(database.engine.sync_engine, "checkin", checked_in_long_ago, once=True)
     statements = await statements_of_the_pooled_connection(database)
-    await asyncio.sleep(0.3)
 
     checkouts = []
     for _ in range(2):
