@@ -29,6 +29,7 @@ from alembic import command
 from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport
+from hypothesis import settings
 from sqlalchemy import make_url, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
@@ -43,6 +44,13 @@ from tests.helpers import AppClient, signed_in
 if TYPE_CHECKING:
     from tests.jetstream import JetStreamTarget
     from tests.smtp_server import SmtpServer
+
+# Every Hypothesis test runs the same examples each time (derandomize), in CI and on any machine, with no time
+# limit per example (a stalled machine is no failure) and no example database to make one run differ from the
+# next. derandomize also overrides --hypothesis-seed: to explore, run Hypothesis' own random profile,
+# `pytest --hypothesis-profile=default` (with `--hypothesis-seed=N` to replay), or register a profile of your own.
+settings.register_profile("shop", deadline=None, derandomize=True, database=None, max_examples=50)
+settings.load_profile("shop")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")

@@ -8,7 +8,7 @@ import re
 from decimal import Decimal
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,8 +22,6 @@ from services.errors import ConflictError
 from tests.helpers import write_first
 
 SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-# Hypothesis' default 200 ms per example is a speed check: a busy CI machine can stall one example that long.
-NO_DEADLINE = settings(deadline=None)
 
 
 @pytest.mark.parametrize(
@@ -54,7 +52,6 @@ def test_derive_slug(name: str, slug: str) -> None:
     assert derive_slug(name) == slug
 
 
-@NO_DEADLINE
 @given(st.text())
 def test_derived_slug_is_valid_or_empty_and_idempotent(name: str) -> None:
     slug = derive_slug(name)
@@ -62,7 +59,6 @@ def test_derived_slug_is_valid_or_empty_and_idempotent(name: str) -> None:
     assert derive_slug(slug) == slug
 
 
-@NO_DEADLINE
 @given(st.text())
 @example("\u0130\u212a")  # both lower-case to ASCII letters; rare enough that random text seldom has them
 def test_derived_slug_keeps_exactly_the_ascii_letters_and_digits_in_order(name: str) -> None:
