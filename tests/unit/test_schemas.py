@@ -7,11 +7,24 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from api.schemas import MAX_PRICE, CategoryIn, CategoryOut, OrderOut, ProductIn, ProductOut, RegisterIn
+from api.routing import loads_exact
+from api.schemas import (
+    MAX_PRICE,
+    CategoryIn,
+    CategoryOut,
+    OrderLineIn,
+    OrderOut,
+    ProductIn,
+    ProductOut,
+    RegisterIn,
+)
 from config import Settings
 from main import create_app
+from models.base import MAX_ID
 
 VALID_PRODUCT: dict[str, Any] = {"name": "Hammer", "price": "19.90", "stock": 5}
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -270,3 +283,68 @@ def test_category_id_refuses_anything_but_a_positive_integer(category_id: Any) -
 @pytest.mark.parametrize("category_id", [None, 1, 2**31 - 1])
 def test_category_id_is_optional(category_id: int | None) -> None:
     assert product(category_id=category_id).category_id == category_id
+
+
+# Properties: what a JSON body can hold, read the way the routes read it (api/routing.py's loads_exact).
+
+PRICES = st.decimals(min_value=Decimal("0.01"), max_value=MAX_PRICE, places=2)
+# Decimals of every size and precision, many near the contract's bounds and its two places, and allowed prices
+# off by a digit far behind the point, which a binary float would lose.
+DECIMALS = st.one_of(
+    st.decimals(allow_nan=False),
+    st.integers(min_value=0, max_value=4).flatmap(
+        lambda places: st.decimals(min_value=-1, max_value=MAX_PRICE + 1, places=places)
+    ),
+    PRICES,
+    st.builds(
+        lambda price, digits, sign: price + sign * Decimal(1).scaleb(-digits),
+        PRICES,
+        st.integers(min_value=3, max_value=20),
+        st.sampled_from([1, -1]),
+    ),
+)
+# The ways a client may write one number: 19.9, 1.99E+1, 1.990e+01.
+SPELLINGS = st.sampled_from([str, "{:e}".format, "{:E}".format])
+
+
+def read_body(field: str, literal: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, **loads_exact(f'{{"{field}": {literal}}}'.encode())}
+
+
+def price_allowed(price: Decimal) -> bool:
+    """API.md: more than zero, at most 1,000,000.00, at most two decimals."""
+    return price.is_finite() and 0 < price <= MAX_PRICE and price == price.quantize(Decimal("0.01"))
+
+
+@given(DECIMALS, SPELLINGS, st.booleans())
+@example(Decimal("NaN"), str, False)
+@example(Decimal("-Infinity"), str, True)
+@example(MAX_PRICE, "{:E}".format, False)  # the bound itself, which drawing seldom hits exactly
+def test_price_accepts_exactly_the_amounts_the_contract_allows(price, spell, as_string):
+    literal = json.dumps(spell(price)) if as_string else spell(price)
+    body = read_body("price", literal, VALID_PRODUCT)
+    if price_allowed(price):
+        assert ProductIn.model_validate(body).price == price
+    else:
+        assert refused_fields(ProductIn, body) == [("price",)]
+
+
+# Each integer field of a body, with a valid body around it and its range.
+INTEGER_FIELDS = [
+    (ProductIn, "stock", VALID_PRODUCT, 0, 1_000_000_000),
+    (ProductIn, "category_id", VALID_PRODUCT, 1, MAX_ID),
+    (OrderLineIn, "product_id", {"quantity": 1}, 1, MAX_ID),
+    (OrderLineIn, "quantity", {"product_id": 1}, 1, 1000),
+]
+
+
+@given(st.sampled_from(INTEGER_FIELDS), SPELLINGS, st.data())
+def test_integer_fields_accept_exactly_the_json_integers_in_their_range(field, spell, data):
+    model, name, body, lowest, highest = field
+    literal = spell(data.draw(DECIMALS | st.integers(min_value=lowest - 1, max_value=highest + 1).map(Decimal)))
+    body = read_body(name, literal, body)
+    # A JSON integer has no point and no exponent; 5.0 and 5E0 are another number type, whatever their value.
+    if literal.lstrip("-").isdigit() and lowest <= int(literal) <= highest:
+        assert getattr(model.model_validate(body), name) == int(literal)
+    else:
+        assert refused_fields(model, body) == [(name,)]
