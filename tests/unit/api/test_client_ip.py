@@ -4,10 +4,13 @@ Also when the server (plain `uvicorn main:app`) has already replaced the peer wi
 """
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.datastructures import Headers
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -144,3 +147,39 @@ def test_operator_is_told_once_that_the_server_rewrites_clients(caplog):
 
     assert [record.levelname for record in caplog.records] == ["WARNING"]
     assert "--no-proxy-headers" in caplog.records[0].getMessage()
+
+
+# Properties
+
+PROXY_ADDRESSES = st.ip_addresses(network="10.0.0.0/8") | st.ip_addresses(network="2001:db8:ffff::/48")
+CLIENT_ADDRESSES = st.ip_addresses().filter(lambda address: not any(address in network for network in PROXIES))
+# What a hop may say: a proxy's address, anybody's, one written with a port or in capitals, or anything at all.
+HOPS = st.one_of(
+    PROXY_ADDRESSES.map(str),
+    st.ip_addresses().map(str),
+    st.ip_addresses().map(lambda address: f"{str(address).upper()}:50000"),
+    st.text(st.characters(codec="latin-1"), max_size=20),
+)
+HEADER_LINES = st.lists(st.lists(HOPS, max_size=4).map(", ".join), max_size=3)
+
+
+@given(CLIENT_ADDRESSES | PROXY_ADDRESSES, HEADER_LINES)
+def test_any_forwarded_header_gives_the_peer_or_an_address_a_trusted_proxy_forwarded(peer, lines):
+    answer = resolve(str(peer), *lines)
+    if any(peer in network for network in PROXIES):
+        forwarded = set()
+        for hop in ",".join(lines).split(","):
+            with contextlib.suppress(ValueError):
+                forwarded.add(str(ipaddress.ip_address(hop.strip())))
+        assert answer in {str(peer), UNKNOWN_CLIENT, *forwarded}
+    else:
+        assert answer in {str(peer), UNKNOWN_CLIENT}
+
+
+@given(HEADER_LINES, CLIENT_ADDRESSES, st.lists(PROXY_ADDRESSES, min_size=1, max_size=3))
+def test_whatever_a_client_writes_its_address_is_the_one_the_first_trusted_proxy_saw(forged, client, proxies):
+    # Each proxy appends the address it saw; the last one is the peer.
+    seen_by_proxies = [client, *proxies[:-1]]
+    answer = resolve(str(proxies[-1]), *forged, ", ".join(map(str, seen_by_proxies)))
+    # A forged hop that names the peer with its port reads as a server-rewritten client: the shared budget.
+    assert answer in {str(client), UNKNOWN_CLIENT}
