@@ -9,6 +9,8 @@ from typing import Any
 
 import jwt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from auth.jwt import AccessClaims, InvalidTokenError, VerifiedTokens, create_access_token, decode_access_token
 from models.base import MAX_ID
@@ -282,3 +284,53 @@ def test_a_remembered_token_is_refused_once_it_expires():
 
     with pytest.raises(InvalidTokenError):
         tokens.verify(token)
+
+
+# Properties
+
+# Where datetime holds a NumericDate (0001-01-01 to 9999-12-31), and times well clear of now on either side.
+EARLIEST, LATEST = -62135596800, 253402300799
+NOW = int(datetime.now(UTC).timestamp())
+PAST = (EARLIEST, NOW - 60)
+FUTURE = (NOW + 3600, LATEST)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5,
+)
+
+
+def between(bounds: tuple[int, int]) -> st.SearchStrategy[int]:
+    return st.integers(min_value=bounds[0], max_value=bounds[1])
+
+
+def within(value: object, bounds: tuple[int, int], *also: object) -> bool:
+    return value in also or (type(value) is int and bounds[0] <= value <= bounds[1])
+
+
+# Any JSON value (numbers of any size, numeric strings, booleans, lists...) and fractional times datetime holds.
+ODD_VALUES = JSON_VALUES | st.floats(min_value=EARLIEST, max_value=LATEST)
+
+
+@given(
+    st.sampled_from([None, "iat", "exp", "nbf"]),
+    ODD_VALUES,
+    between(PAST),
+    between(FUTURE),
+    st.just(...) | between(PAST),
+)
+def test_any_time_claims_decode_as_their_instants_or_are_refused(odd_claim, odd_value, iat, exp, nbf):
+    """Well-formed time claims, one of them (or none) replaced by any value: an exact decoding, or a refusal."""
+    times = {"iat": iat, "exp": exp, "nbf": nbf}
+    if odd_claim is not None:
+        times[odd_claim] = odd_value
+    well_formed = within(times["iat"], PAST) and within(times["exp"], FUTURE) and within(times["nbf"], PAST, ...)
+    try:
+        decoded = decode(sign(claims(**times)))
+    except InvalidTokenError:
+        assert not well_formed
+    else:
+        assert type(times["iat"]) in (int, float)
+        assert type(times["exp"]) in (int, float)
+        assert decoded.issued_at == datetime.fromtimestamp(times["iat"], UTC)
+        assert decoded.expires_at == datetime.fromtimestamp(times["exp"], UTC)
