@@ -67,11 +67,25 @@ PathId = Annotated[IdParam, Path(alias="id")]
 # Money arrives as a string or a number with at most two decimals. Pydantic checks the bounds on the Decimal;
 # the schema states them: below MAX_PRICE (at most MAX_PRICE_EXPONENT integer digits), or MAX_PRICE itself.
 PRICE_STRING_PATTERN = (
-    rf"^(?:(?:0|[1-9]\d{{0,{MAX_PRICE_EXPONENT - 1}}})(?:\.\d{{1,2}})?|{int(MAX_PRICE)}(?:\.0{{1,2}})?)$"
+    rf"^(?:(?:0|[1-9][0-9]{{0,{MAX_PRICE_EXPONENT - 1}}})(?:\.[0-9]{{1,2}})?|{int(MAX_PRICE)}(?:\.0{{1,2}})?)$"
 )
+# A price sent as text in the pattern's spelling. Decimal() also reads " 5", "+5", "05", "1_0", "1e2", "1.000" and
+# Arabic-Indic digits, which the documented pattern refuses; the bounds stay Pydantic's, with their own messages.
+_PLAIN_AMOUNT = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]{1,2})?")
+
+
+def _plain_amount(value: Any) -> Any:
+    if isinstance(value, str) and not _PLAIN_AMOUNT.fullmatch(value):
+        raise PydanticCustomError(
+            "decimal_parsing", "Input should be an amount written in digits 0-9 with at most two decimals"
+        )
+    return value
+
+
 Price = Annotated[
     Decimal,
     Field(gt=0, le=MAX_PRICE, decimal_places=2, allow_inf_nan=False),
+    BeforeValidator(_plain_amount),
     WithJsonSchema(
         {
             "anyOf": [

@@ -176,6 +176,9 @@ INVALID_FIELDS: list[tuple[str, Any]] = [
     ("price", "NaN"),
     ("price", "Infinity"),
     ("price", "abc"),
+    ("price", "+5"),  # Decimal() reads these; the documented pattern does not
+    ("price", "1e2"),
+    ("price", "1.000"),
     ("price", None),
     ("price", True),
     ("stock", "5"),

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from api.routing import loads_exact
 from api.schemas import (
     MAX_PRICE,
+    PRICE_STRING_PATTERN,
     CategoryIn,
     CategoryOut,
     OrderLineIn,
@@ -119,9 +120,14 @@ def test_price_from_a_json_number_stays_exact() -> None:
 
 
 @pytest.mark.parametrize(
-    "given", ["0.01", "999999.99", "1000000", "1000000.0", "1000000.00", "1000000.01", "1000001", "9999999"]
+    "given",
+    [
+        *["0.01", "999999.99", "1000000", "1000000.0", "1000000.00", "1000000.01", "1000001", "9999999"],
+        # Spellings that Decimal() reads and the pattern does not.
+        *[" 5", "5 ", "+5", "05", "1_0", "1e2", "1.000", "19.900", "\u0661\u0662", "5."],
+    ],
 )
-def test_the_documented_price_bounds_are_the_validated_ones(given: str) -> None:
+def test_the_documented_price_pattern_and_bounds_are_the_validated_ones(given: str) -> None:
     number, string = ProductIn.model_json_schema()["properties"]["price"]["anyOf"]
     assert Decimal(number["maximum"]) == MAX_PRICE
     try:
@@ -323,7 +329,8 @@ def price_allowed(price: Decimal) -> bool:
 def test_price_accepts_exactly_the_amounts_the_contract_allows(price, spell, as_string):
     literal = json.dumps(spell(price)) if as_string else spell(price)
     body = read_body("price", literal, VALID_PRODUCT)
-    if price_allowed(price):
+    # A string is also held to the documented pattern: one spelling, with no exponent and no third decimal.
+    if price_allowed(price) and (not as_string or re.fullmatch(PRICE_STRING_PATTERN, spell(price))):
         assert ProductIn.model_validate(body).price == price
     else:
         assert refused_fields(ProductIn, body) == [("price",)]
